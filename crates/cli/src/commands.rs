@@ -1,0 +1,173 @@
+//! The segment commands: init, drop, set, get, del, status.
+
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+use strata_shm::{format_size, parse_size, PutOptions, Segment, SegmentOptions, Stats};
+
+pub const NOT_FOUND: u8 = 1;
+
+fn opts(dir: &Path) -> SegmentOptions {
+    SegmentOptions::default().dir(dir)
+}
+
+fn open(dir: &Path, name: &str) -> Result<Segment> {
+    Segment::open(name, &opts(dir)).with_context(|| format!("cannot attach to segment {name:?}"))
+}
+
+pub fn init(dir: &Path, name: &str, memory: &str, max_entries: Option<u64>) -> Result<ExitCode> {
+    let mut o = opts(dir).memory(parse_size(memory)?);
+    if let Some(n) = max_entries {
+        o = o.max_entries(n);
+    }
+    let (seg, created) = match Segment::create(name, &o) {
+        Ok(s) => (s, true),
+        Err(strata_shm::Error::AlreadyExists { .. }) => (Segment::open(name, &o)?, false),
+        Err(e) => return Err(e.into()),
+    };
+    let l = seg.layout();
+    println!(
+        "{} segment {name:?} at {}: {} ({} for data), {} entries max, {} shards",
+        if created { "created" } else { "attached to existing" },
+        seg.path().display(),
+        format_size(l.region_size),
+        format_size(l.arena_bytes()),
+        l.max_entries,
+        l.shard_count,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn drop_segment(dir: &Path, name: &str) -> Result<ExitCode> {
+    if Segment::unlink(name, dir)? {
+        println!("dropped segment {name:?}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("strata: no segment {name:?} in {}", dir.display());
+        Ok(ExitCode::from(NOT_FOUND))
+    }
+}
+
+pub fn set(dir: &Path, name: &str, key: &str, value: &str, ttl: Option<f64>) -> Result<ExitCode> {
+    let mut po = PutOptions::default();
+    if let Some(secs) = ttl {
+        if !(secs.is_finite() && secs > 0.0) {
+            bail!("--ttl must be a positive number of seconds");
+        }
+        po = po.ttl(Duration::from_secs_f64(secs));
+    }
+    let seg = open(dir, name)?;
+    match seg.put(key.as_bytes(), value.as_bytes(), &po)? {
+        strata_shm::PutOutcome::Rejected => {
+            bail!("the segment is full and its admission policy kept the existing entries")
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+pub fn get(dir: &Path, name: &str, key: &str) -> Result<ExitCode> {
+    let seg = open(dir, name)?;
+    let value = seg.get(key.as_bytes())?.map(|v| v.to_vec());
+    match value {
+        Some(v) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&v)?;
+            out.write_all(b"\n")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Ok(ExitCode::from(NOT_FOUND)),
+    }
+}
+
+pub fn del(dir: &Path, name: &str, key: &str) -> Result<ExitCode> {
+    let seg = open(dir, name)?;
+    Ok(if seg.delete(key.as_bytes())? {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(NOT_FOUND)
+    })
+}
+
+pub fn stats_json(s: &Stats) -> serde_json::Value {
+    serde_json::json!({
+        "entries": s.entries,
+        "max_entries": s.max_entries,
+        "memory_bytes": s.memory_bytes,
+        "capacity_bytes": s.capacity_bytes,
+        "used_bytes": s.used_bytes,
+        "free_bytes": s.free_bytes,
+        "limbo_bytes": s.limbo_bytes,
+        "pinned_bytes": s.pinned_bytes,
+        "hits": s.hits,
+        "misses": s.misses,
+        "inserts": s.inserts,
+        "updates": s.updates,
+        "deletes": s.deletes,
+        "evictions": s.evictions,
+        "expirations": s.expirations,
+        "rejections": s.rejections,
+        "repairs": s.repairs,
+        "reader_slots_attached": s.reader_slots_attached,
+        "reader_slots_live": s.reader_slots_live,
+        "global_epoch": s.global_epoch,
+        "shards": s.shards,
+    })
+}
+
+pub fn status(dir: &Path, name: &str, json: bool, check: bool) -> Result<ExitCode> {
+    let seg = open(dir, name)?;
+    let s = seg.stats()?;
+    let report = if check { Some(seg.check()?) } else { None };
+    if json {
+        let mut v = stats_json(&s);
+        v["name"] = name.into();
+        v["path"] = seg.path().display().to_string().into();
+        if let Some(r) = &report {
+            v["violations"] = r.violations.clone().into();
+        }
+        println!("{v}");
+    } else {
+        let pct = |a: u64, b: u64| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
+        println!("segment   {name} ({})", seg.path().display());
+        println!("entries   {} of {} max", s.entries, s.max_entries);
+        println!(
+            "memory    {} total, {} for data: {} used, {} free, {} awaiting reclaim, {} pinned by views",
+            format_size(s.memory_bytes),
+            format_size(s.capacity_bytes),
+            format_size(s.used_bytes),
+            format_size(s.free_bytes),
+            format_size(s.limbo_bytes),
+            format_size(s.pinned_bytes)
+        );
+        println!(
+            "reads     {} hits, {} misses ({:.1}% hit ratio)",
+            s.hits,
+            s.misses,
+            pct(s.hits, s.hits + s.misses)
+        );
+        println!(
+            "writes    {} inserts, {} updates, {} deletes, {} evictions, {} expirations, {} rejected",
+            s.inserts, s.updates, s.deletes, s.evictions, s.expirations, s.rejections
+        );
+        println!(
+            "readers   {} slots attached, {} alive; epoch {}; {} shards; {} repairs",
+            s.reader_slots_attached, s.reader_slots_live, s.global_epoch, s.shards, s.repairs
+        );
+        if let Some(r) = &report {
+            if r.is_clean() {
+                println!("check     clean");
+            } else {
+                println!("check     {} violations:", r.violations.len());
+                for v in &r.violations {
+                    println!("  {v}");
+                }
+            }
+        }
+    }
+    if report.is_some_and(|r| !r.is_clean()) {
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
+}

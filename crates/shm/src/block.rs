@@ -1,0 +1,118 @@
+//! Value blocks: a 48-byte header, the key, the type tag, then the value
+//! aligned to 64 bytes. Everything but the expiry and usage words is
+//! immutable once the block is sealed.
+
+use crate::layout::{block, round_up, BLOCK_HEADER};
+use crate::mem::{Region, Words};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+pub const FREE: u64 = 0;
+pub const WRITING: u64 = 1;
+pub const SEALED: u64 = 2;
+pub const RETIRED: u64 = 3;
+
+/// The largest key, in bytes.
+pub const MAX_KEY: usize = 8 * 1024;
+/// The clock's usage count saturates here.
+pub const MAX_USAGE: u64 = 3;
+
+pub fn meta(state: u64, class: u64, key_len: u64, tag_len: u64) -> u64 {
+    state | (class << 8) | (key_len << 16) | (tag_len << 32)
+}
+
+pub fn meta_state(m: u64) -> u64 {
+    m & 0xFF
+}
+pub fn meta_key_len(m: u64) -> u64 {
+    (m >> 16) & 0xFFFF
+}
+pub fn meta_tag_len(m: u64) -> u64 {
+    (m >> 32) & 0xFFFF
+}
+
+/// Offset of the value from the block start.
+pub fn value_start(key_len: u64, tag_len: u64) -> u64 {
+    round_up(BLOCK_HEADER + key_len + tag_len, 64)
+}
+
+/// Bytes a block needs for this entry.
+pub fn needed(key_len: u64, tag_len: u64, value_len: u64) -> u64 {
+    value_start(key_len, tag_len) + value_len
+}
+
+/// A decoded, bounds-checked view of a block header.
+#[derive(Clone, Copy, Debug)]
+pub struct Header {
+    pub off: u64,
+    pub meta: u64,
+    pub value_len: u64,
+    pub hash: u64,
+    pub size: u64,
+}
+
+impl Header {
+    /// Reads a header; None if its lengths do not fit inside its size or
+    /// the region (a corrupt or foreign block).
+    #[inline(always)]
+    pub fn read(r: &Region, off: u64) -> Option<Header> {
+        let meta = r.load(off + block::META, Acquire);
+        let value_len = r.load(off + block::VALUE_LEN, Relaxed);
+        let hash = r.load(off + block::HASH, Relaxed);
+        let size = r.load(off + block::SIZE, Relaxed);
+        let h = Header {
+            off,
+            meta,
+            value_len,
+            hash,
+            size,
+        };
+        let end = value_start(h.key_len(), h.tag_len()).checked_add(value_len)?;
+        if end > size || off.checked_add(size)? > r.len() {
+            return None;
+        }
+        Some(h)
+    }
+
+    pub fn state(&self) -> u64 {
+        meta_state(self.meta)
+    }
+    pub fn key_len(&self) -> u64 {
+        meta_key_len(self.meta)
+    }
+    pub fn tag_len(&self) -> u64 {
+        meta_tag_len(self.meta)
+    }
+    pub fn key<'r>(&self, r: &'r Region) -> &'r [u8] {
+        r.bytes(self.off + BLOCK_HEADER, self.key_len())
+    }
+    pub fn tag<'r>(&self, r: &'r Region) -> &'r [u8] {
+        r.bytes(self.off + BLOCK_HEADER + self.key_len(), self.tag_len())
+    }
+    pub fn value_off(&self) -> u64 {
+        self.off + value_start(self.key_len(), self.tag_len())
+    }
+    pub fn value<'r>(&self, r: &'r Region) -> &'r [u8] {
+        r.bytes(self.value_off(), self.value_len)
+    }
+    pub fn expiry(&self, r: &Region) -> u64 {
+        r.load(self.off + block::EXPIRY, Relaxed)
+    }
+    pub fn live(&self) -> bool {
+        matches!(self.state(), SEALED | RETIRED)
+    }
+}
+
+pub fn set_state(r: &Region, off: u64, state: u64) {
+    let m = r.load(off + block::META, Relaxed);
+    r.store(off + block::META, (m & !0xFF) | state, Release);
+}
+
+/// Bumps the clock's usage count, writing only when it changes, so hot
+/// keys do not bounce their header line between cores.
+#[inline(always)]
+pub fn touch(r: &Region, off: u64) {
+    let u = r.load(off + block::USAGE, Relaxed);
+    if u < MAX_USAGE {
+        r.store(off + block::USAGE, u + 1, Relaxed);
+    }
+}

@@ -1,0 +1,54 @@
+//! Where a key lives: one xxh3 hash, seeded per segment, split into a
+//! shard, two candidate buckets and a 16-bit tag.
+
+use crate::layout::Layout;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyHash(pub u64);
+
+/// Index bits per bucket field; buckets per shard may not exceed this.
+pub const BUCKET_BITS: u32 = 20;
+
+impl KeyHash {
+    pub fn new(seed: u64, key: &[u8]) -> Self {
+        KeyHash(xxhash_rust::xxh3::xxh3_64_with_seed(key, seed))
+    }
+
+    pub fn shard(self, layout: &Layout) -> u64 {
+        let bits = layout.shard_count.trailing_zeros();
+        if bits == 0 {
+            0
+        } else {
+            self.0 >> (64 - bits)
+        }
+    }
+
+    pub fn tag(self) -> u64 {
+        self.0 & 0xFFFF
+    }
+
+    /// The two candidate buckets, always distinct.
+    pub fn buckets(self, layout: &Layout) -> [u64; 2] {
+        let mask = layout.buckets_per_shard - 1;
+        let b1 = (self.0 >> 16) & mask;
+        let mut b2 = (self.0 >> 36) & mask;
+        if b2 == b1 {
+            b2 = b1 ^ 1;
+        }
+        [b1, b2]
+    }
+}
+
+/// An index slot word: the block's offset / 64 in the low 34 bits and the
+/// tag in the top 16. Zero is an empty slot (no block sits at offset 0).
+pub fn slot_word(block_off: u64, tag: u64) -> u64 {
+    (block_off >> 6) | (tag << 48)
+}
+
+pub fn slot_block(word: u64) -> u64 {
+    (word & ((1 << 34) - 1)) << 6
+}
+
+pub fn slot_tag(word: u64) -> u64 {
+    word >> 48
+}

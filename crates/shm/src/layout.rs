@@ -1,0 +1,300 @@
+//! Where everything sits in a segment. Every offset is derived from two
+//! numbers (the region size and the entry capacity), so an attacher
+//! recomputes the whole layout and refuses a header that disagrees.
+//! `docs/design/l0-segment.md` specifies the same thing in prose.
+
+pub const MAGIC: u64 = u64::from_le_bytes(*b"STRATAL0");
+pub const LAYOUT_VERSION: u64 = 1;
+
+pub const KIB: u64 = 1024;
+pub const MIB: u64 = 1024 * KIB;
+pub const HEADER_SIZE: u64 = 4 * KIB;
+pub const SLAB_SIZE: u64 = 2 * MIB;
+pub const MIN_REGION: u64 = 8 * MIB;
+pub const MAX_REGION: u64 = 1 << 40;
+
+pub const READER_SLOTS: u64 = 4096;
+pub const SLOT_SIZE: u64 = 128;
+pub const PIN_PAGES: u64 = 256;
+pub const PIN_PAGE_SIZE: u64 = 4 * KIB;
+pub const PIN_PAGE_HEADER: u64 = 16;
+pub const PIN_ENTRIES: u64 = (PIN_PAGE_SIZE - PIN_PAGE_HEADER) / 8;
+pub const SHARD_HEADER_SIZE: u64 = 16 * KIB;
+pub const LIMBO_OFFSET: u64 = 2 * KIB;
+pub const LIMBO_ENTRY: u64 = 16;
+pub const LIMBO_CAPACITY: u64 = (SHARD_HEADER_SIZE - LIMBO_OFFSET) / LIMBO_ENTRY;
+pub const BUCKET_SIZE: u64 = 64;
+pub const SLOTS_PER_BUCKET: u64 = 8;
+pub const SKETCH_BLOCK: u64 = 64;
+pub const SLAB_META_SIZE: u64 = 64;
+pub const BITMAP_SIZE: u64 = 4 * KIB;
+/// A short key (up to 16 bytes) shares the header's cache line.
+pub const BLOCK_HEADER: u64 = 48;
+pub const MAX_SHARDS: u64 = 64;
+
+/// Lock bytes (in the segment file, beyond nothing in particular: byte
+/// locks need not cover file data) whose holders are alive.
+pub const SLOT_LOCK_BASE: u64 = 1 << 40;
+pub const PIN_LOCK_BASE: u64 = (1 << 40) + (1 << 20);
+
+/// Header fields (byte offsets).
+pub mod hdr {
+    pub const MAGIC: u64 = 0;
+    pub const VERSION: u64 = 8;
+    pub const LAYOUT_HASH: u64 = 16;
+    pub const REGION_SIZE: u64 = 24;
+    pub const INSTANCE: u64 = 32;
+    pub const STATE: u64 = 40;
+    pub const SEED: u64 = 48;
+    pub const MAX_ENTRIES: u64 = 56;
+    pub const SHARD_COUNT: u64 = 64;
+    pub const BUCKETS: u64 = 72;
+    pub const READER_SLOTS: u64 = 80;
+    pub const PIN_PAGES: u64 = 88;
+    pub const SKETCH_BLOCKS: u64 = 96;
+    pub const SLAB_COUNT: u64 = 104;
+    pub const OFF_READERS: u64 = 112;
+    pub const OFF_PINS: u64 = 120;
+    pub const OFF_SHARDS: u64 = 128;
+    pub const OFF_INDEX: u64 = 136;
+    pub const OFF_SKETCH: u64 = 144;
+    pub const OFF_SLAB_META: u64 = 152;
+    pub const OFF_BITMAPS: u64 = 160;
+    pub const OFF_ARENA: u64 = 168;
+    pub const CREATED_MS: u64 = 176;
+    pub const SLOT_GENERATION: u64 = 184;
+    pub const SLOT_HIGH_WATER: u64 = 192;
+    pub const PIN_HIGH_WATER: u64 = 200;
+    pub const SKETCH_OPS: u64 = 208;
+    /// Global epoch, alone on its 128-byte line.
+    pub const EPOCH: u64 = 256;
+    /// Hit and miss counts of reader slots that have been released.
+    pub const FOLDED_HITS: u64 = 384;
+    pub const FOLDED_MISSES: u64 = 392;
+}
+
+pub mod state {
+    pub const INIT: u64 = 0;
+    pub const READY: u64 = 1;
+}
+
+/// Reader slot fields.
+pub mod slot {
+    pub const OWNER: u64 = 0;
+    pub const EPOCH: u64 = 8;
+    pub const HITS: u64 = 16;
+    pub const MISSES: u64 = 24;
+    pub const PID: u64 = 32;
+}
+
+/// Pin page fields; entries follow the header.
+pub mod pin {
+    pub const OWNER: u64 = 0;
+    pub const PID: u64 = 8;
+}
+
+/// Shard header fields.
+pub mod shard {
+    pub const LOCK: u64 = 0;
+    pub const LOCK_SEQ: u64 = 128;
+    pub const LOCK_WAITERS: u64 = 136;
+    pub const ENTRIES: u64 = 256;
+    pub const BYTES: u64 = 264;
+    pub const INSERTS: u64 = 272;
+    pub const UPDATES: u64 = 280;
+    pub const EVICTIONS: u64 = 288;
+    pub const EXPIRATIONS: u64 = 296;
+    pub const REJECTIONS: u64 = 304;
+    pub const DELETES: u64 = 312;
+    pub const LIMBO_BYTES: u64 = 320;
+    pub const REPAIRS: u64 = 328;
+    pub const LIMBO_HEAD: u64 = 384;
+    pub const LIMBO_TAIL: u64 = 392;
+    pub const SWEEP_CURSOR: u64 = 400;
+    pub const LARGE_HAND: u64 = 408;
+    /// Per size class: 1 + the slab to allocate from next (0: none).
+    pub const ALLOC_HINT: u64 = 512;
+    /// Per size class: the clock hand, as slab << 20 | block.
+    pub const CLOCK_HAND: u64 = 1024;
+}
+
+/// Slab table entry fields.
+pub mod slab {
+    pub const OWNER: u64 = 0;
+    pub const USED: u64 = 8;
+}
+
+/// Block header fields.
+pub mod block {
+    pub const META: u64 = 0;
+    pub const VALUE_LEN: u64 = 8;
+    pub const HASH: u64 = 16;
+    pub const EXPIRY: u64 = 24;
+    pub const USAGE: u64 = 32;
+    pub const SIZE: u64 = 40;
+}
+
+pub const fn round_up(v: u64, to: u64) -> u64 {
+    v.div_ceil(to) * to
+}
+
+/// The computed positions of every section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub region_size: u64,
+    pub max_entries: u64,
+    pub shard_count: u64,
+    pub buckets_per_shard: u64,
+    pub sketch_blocks: u64,
+    pub slab_count: u64,
+    pub readers: u64,
+    pub pins: u64,
+    pub shards: u64,
+    pub index: u64,
+    pub sketch: u64,
+    pub slab_meta: u64,
+    pub bitmaps: u64,
+    pub arena: u64,
+}
+
+impl Layout {
+    /// The default entry capacity for a region: one index slot per KiB,
+    /// which suits values of a few hundred bytes and up.
+    pub fn default_max_entries(region_size: u64) -> u64 {
+        (region_size / KIB).max(1024)
+    }
+
+    /// Lays out a region, or says why it cannot be laid out.
+    pub fn compute(region_size: u64, max_entries: u64) -> Result<Layout, String> {
+        if region_size < MIN_REGION {
+            return Err(format!("a segment needs at least {} MiB", MIN_REGION / MIB));
+        }
+        if region_size > MAX_REGION {
+            return Err("a segment can be at most 1 TiB".into());
+        }
+        if region_size % SLAB_SIZE != 0 {
+            return Err("the region size must be a multiple of 2 MiB".into());
+        }
+        if max_entries < 1024 || max_entries > region_size / 64 {
+            return Err(format!(
+                "max entries must lie between 1024 and {} for this size",
+                region_size / 64
+            ));
+        }
+        let shard_count = (region_size / (32 * MIB))
+            .next_power_of_two()
+            .clamp(2, MAX_SHARDS);
+        // Two candidate buckets of eight slots per key: keep the table at
+        // most half full at capacity.
+        let slots = 2 * max_entries;
+        let buckets_per_shard = slots
+            .div_ceil(shard_count * SLOTS_PER_BUCKET)
+            .next_power_of_two()
+            .max(2);
+        let sketch_blocks = (max_entries / 16).next_power_of_two().max(64);
+        let max_slabs = region_size / SLAB_SIZE;
+
+        let readers = HEADER_SIZE;
+        let pins = readers + READER_SLOTS * SLOT_SIZE;
+        let shards = pins + PIN_PAGES * PIN_PAGE_SIZE;
+        let index = shards + shard_count * SHARD_HEADER_SIZE;
+        let sketch = index + shard_count * buckets_per_shard * BUCKET_SIZE;
+        let slab_meta = sketch + sketch_blocks * SKETCH_BLOCK;
+        let bitmaps = slab_meta + max_slabs * SLAB_META_SIZE;
+        let arena = round_up(bitmaps + max_slabs * BITMAP_SIZE, SLAB_SIZE);
+        if arena >= region_size {
+            return Err(format!(
+                "{} MiB leaves no room for data after the index; ask for more memory or fewer entries",
+                region_size / MIB
+            ));
+        }
+        let slab_count = (region_size - arena) / SLAB_SIZE;
+        Ok(Layout {
+            region_size,
+            max_entries,
+            shard_count,
+            buckets_per_shard,
+            sketch_blocks,
+            slab_count,
+            readers,
+            pins,
+            shards,
+            index,
+            sketch,
+            slab_meta,
+            bitmaps,
+            arena,
+        })
+    }
+
+    /// A fingerprint of every size and offset rule above, so that two
+    /// builds that would disagree about the layout refuse each other.
+    pub fn layout_hash() -> u64 {
+        let desc = format!(
+            "v{LAYOUT_VERSION} hdr={HEADER_SIZE} slab={SLAB_SIZE} slots={READER_SLOTS}x{SLOT_SIZE} \
+             pins={PIN_PAGES}x{PIN_PAGE_SIZE}/{PIN_PAGE_HEADER} shard={SHARD_HEADER_SIZE}/{LIMBO_OFFSET}/{LIMBO_ENTRY} \
+             bucket={BUCKET_SIZE}x{SLOTS_PER_BUCKET} sketch={SKETCH_BLOCK} slabmeta={SLAB_META_SIZE} \
+             bitmap={BITMAP_SIZE} block={BLOCK_HEADER} classes={:?} epoch={} locks={SLOT_LOCK_BASE}/{PIN_LOCK_BASE}",
+            crate::classes::all(),
+            hdr::EPOCH,
+        );
+        xxhash_rust::xxh3::xxh3_64(desc.as_bytes())
+    }
+
+    pub fn slot_off(&self, idx: u64) -> u64 {
+        self.readers + idx * SLOT_SIZE
+    }
+    pub fn pin_page_off(&self, page: u64) -> u64 {
+        self.pins + page * PIN_PAGE_SIZE
+    }
+    pub fn shard_off(&self, shard: u64) -> u64 {
+        self.shards + shard * SHARD_HEADER_SIZE
+    }
+    pub fn bucket_off(&self, shard: u64, bucket: u64) -> u64 {
+        self.index + (shard * self.buckets_per_shard + bucket) * BUCKET_SIZE
+    }
+    pub fn slab_meta_off(&self, slab: u64) -> u64 {
+        self.slab_meta + slab * SLAB_META_SIZE
+    }
+    pub fn bitmap_off(&self, slab: u64) -> u64 {
+        self.bitmaps + slab * BITMAP_SIZE
+    }
+    pub fn slab_start(&self, slab: u64) -> u64 {
+        self.arena + slab * SLAB_SIZE
+    }
+    /// The slab holding arena offset `off`, if `off` is in the arena.
+    pub fn slab_of(&self, off: u64) -> Option<u64> {
+        if off < self.arena || off >= self.region_size {
+            return None;
+        }
+        Some((off - self.arena) / SLAB_SIZE)
+    }
+    pub fn arena_bytes(&self) -> u64 {
+        self.slab_count * SLAB_SIZE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_do_not_overlap_and_fit() {
+        for mib in [8u64, 10, 64, 256, 1024, 4096] {
+            let size = mib * MIB;
+            let l = Layout::compute(size, Layout::default_max_entries(size)).unwrap();
+            assert!(l.readers < l.pins && l.pins < l.shards && l.shards < l.index);
+            assert!(l.index < l.sketch && l.sketch < l.slab_meta && l.slab_meta < l.bitmaps);
+            assert!(l.bitmaps < l.arena && l.arena % SLAB_SIZE == 0);
+            assert_eq!(l.arena + l.slab_count * SLAB_SIZE, size);
+            assert!(l.slab_count >= 1);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_sizes() {
+        assert!(Layout::compute(4 * MIB, 1024).is_err());
+        assert!(Layout::compute(9 * MIB, 1024).is_err());
+        assert!(Layout::compute(8 * MIB, 10).is_err());
+    }
+}

@@ -1,0 +1,65 @@
+//! L0 of strata: one shared-memory segment that every process on a machine
+//! maps and reads directly. A read is an epoch pin, a hash, at most two
+//! index cache lines and a key compare: no system call, no lock, no copy.
+//!
+//! Writers serialise per shard. Values are immutable once sealed; an
+//! update writes a new block and swaps one index word, and the old block
+//! is freed only when no reader or view can still see it. A process killed
+//! at any instant costs nothing lasting: its reader slots, pins and locks
+//! are recovered by the kernel-held byte locks that mark them alive.
+//!
+//! `docs/design/l0-segment.md` specifies the layout byte by byte.
+//!
+//! ```no_run
+//! use strata_shm::{Segment, SegmentOptions, PutOptions};
+//! let seg = Segment::open_or_create("demo", &SegmentOptions::default().memory(64 << 20))?;
+//! seg.put(b"user:1", b"embedding bytes", &PutOptions::default())?;
+//! if let Some(v) = seg.get(b"user:1")? {
+//!     assert_eq!(&*v, b"embedding bytes");
+//! }
+//! # Ok::<(), strata_shm::Error>(())
+//! ```
+
+mod alloc;
+mod block;
+mod check;
+pub mod classes;
+mod clock;
+pub mod epoch;
+mod error;
+mod failpoint;
+mod hash;
+mod keys;
+pub mod layout;
+pub mod liveness;
+pub mod lock;
+mod local;
+mod maintain;
+pub mod mem;
+mod options;
+pub mod pins;
+mod pins_local;
+pub mod policy;
+mod read;
+mod reclaim;
+mod repair;
+mod segment;
+mod size;
+pub mod sketch;
+pub mod slots;
+mod stats;
+mod tag;
+mod write;
+
+pub use block::MAX_KEY;
+pub use check::CheckReport;
+pub use clock::Clock;
+pub use error::{Error, Result};
+pub use keys::Keys;
+pub use maintain::MaintainReport;
+pub use options::{EvictHook, EvictReason, Evicted, PutOptions, PutOutcome, SegmentOptions, default_dir};
+pub use read::{Guard, View};
+pub use segment::{segment_path, validate_name, Segment};
+pub use size::{format_size, parse_size};
+pub use stats::Stats;
+pub use tag::TypeTag;

@@ -1,0 +1,169 @@
+use super::{sys, Words};
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A shared, read-write mapping of a whole segment file.
+///
+/// All byte and word access to shared memory goes through here. The mapping
+/// lives as long as the `Region`; views and guards keep it alive through an
+/// `Arc<Region>`.
+pub struct Region {
+    base: *mut u8,
+    len: u64,
+}
+
+// SAFETY: the mapping is process-wide memory; all mutation of shared words
+// goes through atomics, and byte ranges are handed out only under the
+// segment's publication protocol (a block is written only while it is
+// unreachable by readers, see docs/design/l0-segment.md).
+unsafe impl Send for Region {}
+// SAFETY: as above.
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// Maps `len` bytes of `file`, shared.
+    pub fn map(file: &File, len: u64) -> io::Result<Region> {
+        let size = usize::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        if size == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: mapping a file we hold open; the kernel picks the address,
+        // so no existing memory is affected.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Region {
+            base: ptr as *mut u8,
+            len,
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The address of the first byte, for callers that check that a pointer
+    /// lies inside the mapping.
+    pub fn base_addr(&self) -> usize {
+        self.base as usize
+    }
+
+    #[inline(always)]
+    fn atomic(&self, off: u64) -> &AtomicU64 {
+        assert!(
+            off % 8 == 0 && off.checked_add(8).is_some_and(|end| end <= self.len),
+            "word offset {off} outside a region of {} bytes",
+            self.len
+        );
+        // SAFETY: in bounds and 8-aligned (the mapping is page-aligned), and
+        // every access to shared words is atomic.
+        unsafe { &*(self.base.add(off as usize) as *const AtomicU64) }
+    }
+
+    /// The bytes at `off..off+len`.
+    ///
+    /// Callers pass only ranges of sealed blocks (immutable until freed,
+    /// and never freed while an epoch pin or a pin entry covers them) or of
+    /// blocks they are writing themselves.
+    #[inline(always)]
+    pub fn bytes(&self, off: u64, len: u64) -> &[u8] {
+        assert!(
+            off.checked_add(len).is_some_and(|end| end <= self.len),
+            "byte range {off}+{len} outside a region of {} bytes",
+            self.len
+        );
+        // SAFETY: in bounds (checked above). The segment protocol guarantees
+        // nobody writes these bytes while the returned borrow can be used:
+        // sealed blocks are immutable until reclaimed, and reclamation waits
+        // for every epoch pin and pin entry that could reach them.
+        unsafe { std::slice::from_raw_parts(self.base.add(off as usize), len as usize) }
+    }
+
+    /// Copies `data` to `off`. Only for blocks in the WRITING state that the
+    /// caller allocated, or for sections being initialised before READY.
+    pub fn write_bytes(&self, off: u64, data: &[u8]) {
+        let len = data.len() as u64;
+        assert!(
+            off.checked_add(len).is_some_and(|end| end <= self.len),
+            "byte range {off}+{len} outside a region of {} bytes",
+            self.len
+        );
+        // SAFETY: in bounds; the destination is a block no reader can reach
+        // (not yet published), so no other access races with this copy, and
+        // `data` cannot overlap it (it is not borrowed from a WRITING block).
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(off as usize), data.len())
+        }
+    }
+
+    /// Fills `off..off+len` with zeros, under the same rule as `write_bytes`.
+    pub fn zero_bytes(&self, off: u64, len: u64) {
+        assert!(
+            off.checked_add(len).is_some_and(|end| end <= self.len),
+            "byte range {off}+{len} outside a region of {} bytes",
+            self.len
+        );
+        // SAFETY: as in write_bytes.
+        unsafe { std::ptr::write_bytes(self.base.add(off as usize), 0, len as usize) }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `map` mapped; every borrow into it is
+        // tied to `&self`, and views hold an Arc<Region>, so none outlive it.
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, self.len as usize);
+        }
+    }
+}
+
+impl Words for Region {
+    #[inline(always)]
+    fn load(&self, off: u64, order: Ordering) -> u64 {
+        self.atomic(off).load(order)
+    }
+    #[inline(always)]
+    fn store(&self, off: u64, val: u64, order: Ordering) {
+        self.atomic(off).store(val, order)
+    }
+    #[inline(always)]
+    fn compare_exchange(&self, off: u64, current: u64, new: u64) -> Result<u64, u64> {
+        self.atomic(off)
+            .compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst)
+    }
+    #[inline(always)]
+    fn fetch_add(&self, off: u64, val: u64, order: Ordering) -> u64 {
+        self.atomic(off).fetch_add(val, order)
+    }
+    #[inline(always)]
+    fn fence(&self, order: Ordering) {
+        fence(order)
+    }
+    fn spin(&self) {
+        std::hint::spin_loop()
+    }
+    fn wait(&self, off: u64, expected: u32, timeout: Duration) {
+        sys::futex_wait(self.atomic(off), expected, timeout)
+    }
+    fn wake_all(&self, off: u64) {
+        sys::futex_wake_all(self.atomic(off))
+    }
+}

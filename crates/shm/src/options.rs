@@ -1,0 +1,133 @@
+//! How to create or attach a segment.
+
+use crate::clock::Clock;
+use crate::policy::{Admission, TinyLfu};
+use crate::tag::TypeTag;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why an entry left the segment without being deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvictReason {
+    /// Pushed out to make room.
+    Capacity,
+    /// Its TTL passed.
+    Expired,
+}
+
+/// An entry on its way out, offered to the `on_evict` hook while it is
+/// still readable. This is how L0 will demote into L1.
+pub struct Evicted<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub tag: Option<TypeTag>,
+    pub reason: EvictReason,
+}
+
+/// Called with the shard's writer lock held: keep it short, and do not
+/// write to the same segment from inside it.
+pub type EvictHook = Arc<dyn Fn(&Evicted<'_>) + Send + Sync>;
+
+/// Options for [`crate::Segment::create`], [`crate::Segment::open`] and
+/// [`crate::Segment::open_or_create`].
+#[derive(Clone)]
+pub struct SegmentOptions {
+    /// Total size of the segment (creation only), rounded up to 2 MiB.
+    pub memory: u64,
+    /// Index capacity (creation only); by default one entry per KiB.
+    pub max_entries: Option<u64>,
+    /// Where segment files live; `$STRATA_SHM_DIR` or `/dev/shm`.
+    pub dir: PathBuf,
+    pub clock: Clock,
+    pub admission: Arc<dyn Admission>,
+    pub on_evict: Option<EvictHook>,
+    /// How long an attacher waits for a creator that is still setting up.
+    pub ready_timeout: Duration,
+}
+
+impl std::fmt::Debug for SegmentOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentOptions")
+            .field("memory", &self.memory)
+            .field("max_entries", &self.max_entries)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default directory for segment files.
+pub fn default_dir() -> PathBuf {
+    std::env::var_os("STRATA_SHM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/dev/shm"))
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        SegmentOptions {
+            memory: 1 << 30,
+            max_entries: None,
+            dir: default_dir(),
+            clock: Clock::system(),
+            admission: Arc::new(TinyLfu),
+            on_evict: None,
+            ready_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl SegmentOptions {
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.memory = bytes;
+        self
+    }
+    pub fn max_entries(mut self, n: u64) -> Self {
+        self.max_entries = Some(n);
+        self
+    }
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = dir.into();
+        self
+    }
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+    pub fn admission(mut self, policy: Arc<dyn Admission>) -> Self {
+        self.admission = policy;
+        self
+    }
+    pub fn on_evict(mut self, hook: EvictHook) -> Self {
+        self.on_evict = Some(hook);
+        self
+    }
+}
+
+/// Per-write options.
+#[derive(Clone, Debug, Default)]
+pub struct PutOptions {
+    /// Time to live; None keeps the entry until it is evicted or deleted.
+    pub ttl: Option<Duration>,
+    pub tag: Option<TypeTag>,
+}
+
+impl PutOptions {
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+    pub fn tag(mut self, tag: TypeTag) -> Self {
+        self.tag = Some(tag);
+        self
+    }
+}
+
+/// What a put did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    Inserted,
+    Updated,
+    /// Space was short and the admission policy preferred what was there.
+    Rejected,
+}

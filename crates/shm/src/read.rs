@@ -1,0 +1,257 @@
+//! The read path: pin an epoch, hash, probe at most two index lines,
+//! compare the key, hand out the bytes. No system call, no lock, no copy.
+
+use crate::block::{self, Header};
+use crate::error::Result;
+use crate::hash::{slot_block, slot_tag, KeyHash};
+use crate::layout::{slot, BUCKET_SIZE, SLOTS_PER_BUCKET};
+use crate::local::{self, ThreadSlot};
+use crate::mem::Words;
+use crate::segment::{Inner, Segment};
+use crate::tag::TypeTag;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::Arc;
+
+/// Sample one access in this many into the frequency sketch, so hot keys
+/// do not make every reader write the same shared line.
+const SKETCH_SAMPLE: u32 = 8;
+
+impl Inner {
+    #[inline(always)]
+    pub(crate) fn enter(&self, ts: &ThreadSlot) {
+        let d = ts.depth.get();
+        if d == 0 {
+            self.epochs.pin(&*self.region, ts.idx);
+        }
+        ts.depth.set(d + 1);
+    }
+
+    #[inline(always)]
+    pub(crate) fn exit(&self, ts: &ThreadSlot) {
+        let d = ts.depth.get() - 1;
+        ts.depth.set(d);
+        if d == 0 {
+            self.epochs.unpin(&*self.region, ts.idx);
+        }
+    }
+
+    /// Finds a live, unexpired entry. The caller is inside an epoch.
+    #[inline(always)]
+    pub(crate) fn lookup(&self, ts: &ThreadSlot, h: KeyHash, key: &[u8]) -> Option<Header> {
+        let r = &*self.region;
+        let found = self.probe(h, key);
+        let s = ts.sample.get().wrapping_add(1);
+        ts.sample.set(s);
+        if s % SKETCH_SAMPLE == 0 {
+            self.sketch.increment(r, h.0);
+        }
+        let counter = self.slots.off(ts.idx) + if found.is_some() { slot::HITS } else { slot::MISSES };
+        // Only this thread writes its slot's counters: no atomic RMW needed.
+        r.store(counter, r.load(counter, Relaxed) + 1, Relaxed);
+        if let Some(hd) = &found {
+            block::touch(r, hd.off);
+        }
+        found
+    }
+
+    /// The index probe alone, with no bookkeeping.
+    #[inline(always)]
+    pub(crate) fn probe(&self, h: KeyHash, key: &[u8]) -> Option<Header> {
+        let r = &*self.region;
+        let l = &self.layout;
+        let shard = h.shard(l);
+        let tag = h.tag();
+        for b in h.buckets(l) {
+            let line = l.bucket_off(shard, b);
+            for s in 0..SLOTS_PER_BUCKET {
+                let w = r.load(line + s * 8, Acquire);
+                if w == 0 || slot_tag(w) != tag {
+                    continue;
+                }
+                let off = slot_block(w);
+                if off < l.arena || off >= l.region_size {
+                    continue;
+                }
+                let Some(hd) = Header::read(r, off) else {
+                    continue;
+                };
+                if hd.hash != h.0 || !hd.live() || hd.key(r) != key {
+                    continue;
+                }
+                let exp = hd.expiry(r);
+                if exp != 0 && exp <= self.opts.clock.now_ms() {
+                    return None;
+                }
+                return Some(hd);
+            }
+        }
+        debug_assert_eq!(BUCKET_SIZE, SLOTS_PER_BUCKET * 8);
+        None
+    }
+}
+
+/// A borrowed value, valid while the guard lives. It holds this thread's
+/// epoch pin, which holds back reclamation of the whole segment: keep it
+/// short, and use [`Segment::get_view`] for anything long-lived.
+pub struct Guard<'a> {
+    seg: &'a Segment,
+    ts: Rc<ThreadSlot>,
+    hdr: Header,
+}
+
+impl Guard<'_> {
+    pub fn value(&self) -> &[u8] {
+        self.hdr.value(&self.seg.inner.region)
+    }
+    pub fn key(&self) -> &[u8] {
+        self.hdr.key(&self.seg.inner.region)
+    }
+    /// The raw encoded type tag (empty if none).
+    pub fn raw_tag(&self) -> &[u8] {
+        self.hdr.tag(&self.seg.inner.region)
+    }
+    pub fn type_tag(&self) -> Option<TypeTag> {
+        TypeTag::decode(self.raw_tag())
+    }
+    /// Expiry in Unix milliseconds, if the entry has a TTL.
+    pub fn expires_at_ms(&self) -> Option<u64> {
+        match self.hdr.expiry(&self.seg.inner.region) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+}
+
+impl std::ops::Deref for Guard<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.value()
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        self.seg.inner.exit(&self.ts);
+    }
+}
+
+/// A value that stays valid and unchanged for as long as this object
+/// lives, whatever happens to its key: overwrite, delete, eviction. It is
+/// `Send`, holds back only its own block, and is what NumPy arrays are
+/// built on. A view taken before `fork` must not be used in the child.
+pub struct View {
+    inner: Arc<Inner>,
+    entry: u64,
+    fork_gen: u64,
+    block: u64,
+    value_off: u64,
+    value_len: u64,
+    tag: Vec<u8>,
+    expires_at: u64,
+}
+
+impl View {
+    pub fn value(&self) -> &[u8] {
+        self.inner.region.bytes(self.value_off, self.value_len)
+    }
+    pub fn raw_tag(&self) -> &[u8] {
+        &self.tag
+    }
+    pub fn type_tag(&self) -> Option<TypeTag> {
+        TypeTag::decode(&self.tag)
+    }
+    pub fn expires_at_ms(&self) -> Option<u64> {
+        (self.expires_at != 0).then_some(self.expires_at)
+    }
+    /// The offset of the value's block in the segment.
+    pub fn block_offset(&self) -> u64 {
+        self.block
+    }
+}
+
+impl std::ops::Deref for View {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.value()
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        if self.fork_gen != crate::mem::sys::fork_generation() {
+            // The pin entry belongs to the parent process.
+            return;
+        }
+        self.inner.pin_pages.clear(&*self.inner.region, self.entry);
+        if let Ok(mut p) = self.inner.pins.lock() {
+            p.give_back(self.entry, self.fork_gen);
+        }
+    }
+}
+
+impl Segment {
+    /// Looks a key up. The guard borrows the value in place.
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Result<Option<Guard<'_>>> {
+        let inner = &*self.inner;
+        let ts = local::thread_slot(inner)?;
+        let h = KeyHash::new(inner.seed, key);
+        inner.enter(&ts);
+        match inner.lookup(&ts, h, key) {
+            Some(hdr) => Ok(Some(Guard { seg: self, ts, hdr })),
+            None => {
+                inner.exit(&ts);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Looks a key up and pins its block, for a view that may outlive the
+    /// call and cross threads.
+    pub fn get_view(&self, key: &[u8]) -> Result<Option<View>> {
+        let inner = &*self.inner;
+        let ts = local::thread_slot(inner)?;
+        let h = KeyHash::new(inner.seed, key);
+        let (entry, fork_gen) = inner
+            .pins
+            .lock()
+            .map_err(|_| crate::Error::Full("pin table poisoned".into()))?
+            .acquire(inner)?;
+        inner.enter(&ts);
+        let found = inner.lookup(&ts, h, key);
+        let view = found.map(|hdr| {
+            let r = &*inner.region;
+            inner.pin_pages.publish(r, entry, hdr.off);
+            crate::failpoint::hit("holding_pin");
+            View {
+                inner: self.inner.clone(),
+                entry,
+                fork_gen,
+                block: hdr.off,
+                value_off: hdr.value_off(),
+                value_len: hdr.value_len,
+                tag: hdr.tag(r).to_vec(),
+                expires_at: hdr.expiry(r),
+            }
+        });
+        inner.exit(&ts);
+        if view.is_none() {
+            if let Ok(mut p) = inner.pins.lock() {
+                p.give_back(entry, fork_gen);
+            }
+        }
+        Ok(view)
+    }
+
+    /// Whether a live, unexpired entry exists (not counted as a hit or miss).
+    pub fn contains(&self, key: &[u8]) -> Result<bool> {
+        let inner = &*self.inner;
+        let ts = local::thread_slot(inner)?;
+        let h = KeyHash::new(inner.seed, key);
+        inner.enter(&ts);
+        let found = inner.probe(h, key).is_some();
+        inner.exit(&ts);
+        Ok(found)
+    }
+}

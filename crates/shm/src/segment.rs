@@ -1,0 +1,473 @@
+//! A named segment: creating, attaching, validating and unlinking it.
+
+use crate::epoch::Epochs;
+use crate::error::{Error, Result};
+use crate::hash::BUCKET_BITS;
+use crate::layout::{self, hdr, state, Layout, HEADER_SIZE, MAGIC, SLAB_SIZE};
+use crate::local;
+use crate::lock::ShardLock;
+use crate::mem::{sys, Region, Words};
+use crate::options::SegmentOptions;
+use crate::pins::PinPages;
+use crate::pins_local::PinLocal;
+use crate::sketch::Sketch;
+use crate::slots::Slots;
+use std::fs::{File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io::ErrorKind;
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// A handle on a shared-memory segment. Cheap to clone; every clone and
+/// every process attached to the same name sees the same entries.
+#[derive(Clone)]
+pub struct Segment {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    /// Unique within this process; keys the per-thread slot registry.
+    pub uid: u64,
+    pub name: String,
+    pub path: PathBuf,
+    pub file: File,
+    pub region: Arc<Region>,
+    pub layout: Layout,
+    pub seed: u64,
+    pub opts: SegmentOptions,
+    pub epochs: Epochs,
+    pub slots: Slots,
+    pub pin_pages: PinPages,
+    pub sketch: Sketch,
+    pub pins: Mutex<PinLocal>,
+    pub closed: Arc<AtomicBool>,
+    pub max_block: u64,
+}
+
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+
+/// Checks a segment name: 1 to 200 of `A-Z a-z 0-9 . _ -`, not starting
+/// with a dot.
+pub fn validate_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > 200 {
+        return bad("it is longer than 200 bytes");
+    }
+    if name.starts_with('.') {
+        return bad("it starts with a dot");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return bad("only letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+pub fn segment_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("strata.{name}"))
+}
+
+fn random_u64() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(NEXT_UID.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+impl Segment {
+    /// Creates a new segment; fails with `AlreadyExists` if the name is taken.
+    pub fn create(name: &str, opts: &SegmentOptions) -> Result<Segment> {
+        validate_name(name)?;
+        let path = segment_path(&opts.dir, name);
+        let region_size = layout::round_up(opts.memory, SLAB_SIZE);
+        let max_entries = opts
+            .max_entries
+            .unwrap_or_else(|| Layout::default_max_entries(region_size));
+        let lay = Layout::compute(region_size, max_entries).map_err(Error::InvalidConfig)?;
+        if lay.buckets_per_shard > 1 << BUCKET_BITS {
+            return Err(Error::InvalidConfig(format!(
+                "{max_entries} entries is more than this size supports"
+            )));
+        }
+        let available = sys::available_bytes(&opts.dir).map_err(|e| Error::io(&opts.dir, e))?;
+        if available < region_size {
+            return Err(Error::ShmTooSmall {
+                dir: opts.dir.clone(),
+                needed: region_size,
+                available,
+            });
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                ErrorKind::AlreadyExists => Error::AlreadyExists {
+                    name: name.to_string(),
+                    path: path.clone(),
+                },
+                _ => Error::io(&path, e),
+            })?;
+        let cleanup = |err: Error| {
+            let _ = sys::unlink(&path);
+            err
+        };
+        if let Err(e) = sys::fallocate(&file, region_size) {
+            return Err(cleanup(if e.raw_os_error() == Some(libc::ENOSPC) {
+                Error::ShmTooSmall {
+                    dir: opts.dir.clone(),
+                    needed: region_size,
+                    available: sys::available_bytes(&opts.dir).unwrap_or(available),
+                }
+            } else {
+                Error::io(&path, e)
+            }));
+        }
+        let region = Region::map(&file, region_size).map_err(|e| cleanup(Error::io(&path, e)))?;
+        let seed = random_u64();
+        let fields = [
+            (hdr::VERSION, layout::LAYOUT_VERSION),
+            (hdr::LAYOUT_HASH, Layout::layout_hash()),
+            (hdr::REGION_SIZE, region_size),
+            (hdr::INSTANCE, random_u64()),
+            (hdr::SEED, seed),
+            (hdr::MAX_ENTRIES, max_entries),
+            (hdr::SHARD_COUNT, lay.shard_count),
+            (hdr::BUCKETS, lay.buckets_per_shard),
+            (hdr::READER_SLOTS, layout::READER_SLOTS),
+            (hdr::PIN_PAGES, layout::PIN_PAGES),
+            (hdr::SKETCH_BLOCKS, lay.sketch_blocks),
+            (hdr::SLAB_COUNT, lay.slab_count),
+            (hdr::OFF_READERS, lay.readers),
+            (hdr::OFF_PINS, lay.pins),
+            (hdr::OFF_SHARDS, lay.shards),
+            (hdr::OFF_INDEX, lay.index),
+            (hdr::OFF_SKETCH, lay.sketch),
+            (hdr::OFF_SLAB_META, lay.slab_meta),
+            (hdr::OFF_BITMAPS, lay.bitmaps),
+            (hdr::OFF_ARENA, lay.arena),
+            (hdr::CREATED_MS, sys::coarse_now_ms()),
+            (hdr::MAGIC, MAGIC),
+        ];
+        // The file is fresh from tmpfs and reads as zeros, which is the
+        // initial state of every other field and section.
+        for (off, v) in fields {
+            region.store(off, v, Ordering::Relaxed);
+        }
+        region.store(hdr::STATE, state::READY, Ordering::Release);
+        Ok(Segment::from_parts(name, path, file, region, lay, seed, opts))
+    }
+
+    /// Attaches to an existing segment.
+    pub fn open(name: &str, opts: &SegmentOptions) -> Result<Segment> {
+        validate_name(name)?;
+        let path = segment_path(&opts.dir, name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => Error::NotFound {
+                    name: name.to_string(),
+                    path: path.clone(),
+                },
+                _ => Error::io(&path, e),
+            })?;
+        let started = Instant::now();
+        loop {
+            match Self::attach(name, &path, &file, opts)? {
+                Some(seg) => return Ok(seg),
+                None if started.elapsed() < opts.ready_timeout => {
+                    std::thread::sleep(std::time::Duration::from_millis(2))
+                }
+                None => return Err(Error::NotReady { path }),
+            }
+        }
+    }
+
+    /// Attaches to the segment, creating it if it does not exist.
+    pub fn open_or_create(name: &str, opts: &SegmentOptions) -> Result<Segment> {
+        loop {
+            match Self::create(name, opts) {
+                Err(Error::AlreadyExists { .. }) => {}
+                other => return other,
+            }
+            match Self::open(name, opts) {
+                // Dropped between our two calls: try creating again.
+                Err(Error::NotFound { .. }) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Removes a segment's name. Processes attached to it keep using it
+    /// until they detach. Ok(false) if there was no such segment.
+    pub fn unlink(name: &str, dir: &Path) -> Result<bool> {
+        validate_name(name)?;
+        let path = segment_path(dir, name);
+        match sys::unlink(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Names of the segments in `dir`.
+    pub fn list(dir: &Path) -> Result<Vec<String>> {
+        let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        let mut names: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter_map(|n| n.strip_prefix("strata.").map(str::to_string))
+            .filter(|n| validate_name(n).is_ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Ok(None): the creator is still setting up.
+    fn attach(name: &str, path: &Path, file: &File, opts: &SegmentOptions) -> Result<Option<Segment>> {
+        let corrupt = |reason: String| Error::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if len == 0 {
+            return Ok(None);
+        }
+        if len < HEADER_SIZE {
+            return Err(corrupt(format!("the file is only {len} bytes, shorter than a header")));
+        }
+        let region = Region::map(file, len).map_err(|e| Error::io(path, e))?;
+        let get = |off| region.load(off, Ordering::Acquire);
+        let magic = get(hdr::MAGIC);
+        if magic == 0 && get(hdr::STATE) == state::INIT {
+            return Ok(None);
+        }
+        if magic != MAGIC {
+            return Err(corrupt("it is not a strata segment (bad magic number)".into()));
+        }
+        match get(hdr::STATE) {
+            state::READY => {}
+            state::INIT => return Ok(None),
+            s => return Err(corrupt(format!("unknown state {s}"))),
+        }
+        let incompatible = |reason: String| Error::Incompatible {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let version = get(hdr::VERSION);
+        if version != layout::LAYOUT_VERSION {
+            return Err(incompatible(format!(
+                "layout version {version}, this build reads {}",
+                layout::LAYOUT_VERSION
+            )));
+        }
+        if get(hdr::LAYOUT_HASH) != Layout::layout_hash() {
+            return Err(incompatible("its layout fingerprint differs from this build's".into()));
+        }
+        let region_size = get(hdr::REGION_SIZE);
+        if region_size != len {
+            return Err(corrupt(format!(
+                "the header says {region_size} bytes but the file has {len}"
+            )));
+        }
+        let lay = Layout::compute(region_size, get(hdr::MAX_ENTRIES)).map_err(corrupt)?;
+        let expected = [
+            (hdr::SHARD_COUNT, lay.shard_count),
+            (hdr::BUCKETS, lay.buckets_per_shard),
+            (hdr::READER_SLOTS, layout::READER_SLOTS),
+            (hdr::PIN_PAGES, layout::PIN_PAGES),
+            (hdr::SKETCH_BLOCKS, lay.sketch_blocks),
+            (hdr::SLAB_COUNT, lay.slab_count),
+            (hdr::OFF_READERS, lay.readers),
+            (hdr::OFF_PINS, lay.pins),
+            (hdr::OFF_SHARDS, lay.shards),
+            (hdr::OFF_INDEX, lay.index),
+            (hdr::OFF_SKETCH, lay.sketch),
+            (hdr::OFF_SLAB_META, lay.slab_meta),
+            (hdr::OFF_BITMAPS, lay.bitmaps),
+            (hdr::OFF_ARENA, lay.arena),
+        ];
+        for (off, want) in expected {
+            let got = get(off);
+            if got != want {
+                return Err(corrupt(format!(
+                    "header field at byte {off} is {got}, expected {want}"
+                )));
+            }
+        }
+        if lay.buckets_per_shard > 1 << BUCKET_BITS {
+            return Err(corrupt("the index is larger than this build supports".into()));
+        }
+        let seed = get(hdr::SEED);
+        let file = file.try_clone().map_err(|e| Error::io(path, e))?;
+        Ok(Some(Segment::from_parts(
+            name,
+            path.to_path_buf(),
+            file,
+            region,
+            lay,
+            seed,
+            opts,
+        )))
+    }
+
+    fn from_parts(
+        name: &str,
+        path: PathBuf,
+        file: File,
+        region: Region,
+        lay: Layout,
+        seed: u64,
+        opts: &SegmentOptions,
+    ) -> Segment {
+        let slots = Slots {
+            first: lay.readers,
+            stride: layout::SLOT_SIZE,
+            count: layout::READER_SLOTS,
+            generation: hdr::SLOT_GENERATION,
+            high_water: hdr::SLOT_HIGH_WATER,
+            folded_hits: hdr::FOLDED_HITS,
+            folded_misses: hdr::FOLDED_MISSES,
+        };
+        let epochs = Epochs {
+            global: hdr::EPOCH,
+            first_slot_epoch: lay.readers + layout::slot::EPOCH,
+            slot_stride: layout::SLOT_SIZE,
+            high_water: hdr::SLOT_HIGH_WATER,
+        };
+        let pin_pages = PinPages {
+            first: lay.pins,
+            count: layout::PIN_PAGES,
+            high_water: hdr::PIN_HIGH_WATER,
+            generation: hdr::SLOT_GENERATION,
+        };
+        let sketch = Sketch {
+            base: lay.sketch,
+            blocks: lay.sketch_blocks,
+            ops: hdr::SKETCH_OPS,
+            period: 10 * lay.max_entries,
+        };
+        let max_block = (lay.arena_bytes() / 2).max(crate::classes::MAX_CLASS_SIZE);
+        Segment {
+            inner: Arc::new(Inner {
+                uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+                name: name.to_string(),
+                path,
+                file,
+                region: Arc::new(region),
+                layout: lay,
+                seed,
+                opts: opts.clone(),
+                epochs,
+                slots,
+                pin_pages,
+                sketch,
+                pins: Mutex::new(PinLocal::new()),
+                closed: Arc::new(AtomicBool::new(false)),
+                max_block,
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The segment's layout: sizes and offsets of its sections.
+    pub fn layout(&self) -> &Layout {
+        &self.inner.layout
+    }
+
+    /// The address range of this process's mapping of the segment.
+    pub fn mapping(&self) -> std::ops::Range<usize> {
+        let base = self.inner.region.base_addr();
+        base..base + self.inner.region.len() as usize
+    }
+
+    /// The largest value (plus key and tag) that fits in one block here.
+    pub fn max_value_size(&self) -> u64 {
+        self.inner.max_block - layout::BLOCK_HEADER
+    }
+
+    /// Gives back the calling thread's reader slot now rather than at
+    /// thread exit. Other clones of this handle keep working.
+    pub fn release_thread(&self) {
+        local::release_current(self.inner.uid);
+    }
+}
+
+impl Inner {
+    /// A new descriptor on the segment file with its own open file
+    /// description (so its byte locks are its own), closed in forked
+    /// children.
+    pub fn new_lock_fd(&self) -> Result<RawFd> {
+        let proc_path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&proc_path)
+            .or_else(|_| {
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(&self.path)
+            })
+            .map_err(|e| Error::io(&self.path, e))?;
+        let fd = file.into_raw_fd();
+        if !sys::track_fd(fd) {
+            sys::close_fd(fd);
+            return Err(Error::TooManyReaders(4096));
+        }
+        Ok(fd)
+    }
+
+    pub fn shard_lock(&self, shard: u64) -> ShardLock {
+        let base = self.layout.shard_off(shard);
+        ShardLock {
+            word: base + layout::shard::LOCK,
+            seq: base + layout::shard::LOCK_SEQ,
+            waiters: base + layout::shard::LOCK_WAITERS,
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Relaxed);
+        local::release_current(self.uid);
+        if let Ok(mut p) = self.pins.lock() {
+            p.release_all(&self.region, &self.pin_pages);
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! A count-min sketch of key frequencies in shared memory: 4-bit counters,
+//! depth 4, all four counters of a key in one 64-byte block, halved after
+//! a sample period so old popularity fades (as in Caffeine).
+
+use crate::mem::Words;
+use std::sync::atomic::Ordering::Relaxed;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Sketch {
+    pub base: u64,
+    pub blocks: u64,
+    pub ops: u64,
+    pub period: u64,
+}
+
+const DEPTH: u64 = 4;
+
+impl Sketch {
+    /// (word offset, bit shift) of each of the key's four counters.
+    fn counters(&self, hash: u64) -> [(u64, u64); DEPTH as usize] {
+        let h = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let block = self.base + ((h >> 32) & (self.blocks - 1)) * 64;
+        let mut out = [(0, 0); DEPTH as usize];
+        for (row, slot) in out.iter_mut().enumerate() {
+            let idx = (h >> (row as u64 * 5)) & 31;
+            let nibble = row as u64 * 32 + idx;
+            *slot = (block + (nibble / 16) * 8, (nibble % 16) * 4);
+        }
+        out
+    }
+
+    pub fn increment<W: Words>(&self, w: &W, hash: u64) {
+        for (off, shift) in self.counters(hash) {
+            let mut cur = w.load(off, Relaxed);
+            loop {
+                if (cur >> shift) & 15 == 15 {
+                    break;
+                }
+                match w.compare_exchange(off, cur, cur + (1 << shift)) {
+                    Ok(_) => break,
+                    Err(now) => cur = now,
+                }
+            }
+        }
+        if w.fetch_add(self.ops, 1, Relaxed) + 1 == self.period {
+            self.halve(w);
+            w.fetch_add(self.ops, (self.period / 2).wrapping_neg(), Relaxed);
+        }
+    }
+
+    pub fn estimate<W: Words>(&self, w: &W, hash: u64) -> u32 {
+        self.counters(hash)
+            .iter()
+            .map(|&(off, shift)| ((w.load(off, Relaxed) >> shift) & 15) as u32)
+            .min()
+            .unwrap_or(0)
+    }
+
+    fn halve<W: Words>(&self, w: &W) {
+        for i in 0..self.blocks * 8 {
+            let off = self.base + i * 8;
+            let mut cur = w.load(off, Relaxed);
+            loop {
+                let halved = (cur >> 1) & 0x7777_7777_7777_7777;
+                match w.compare_exchange(off, cur, halved) {
+                    Ok(_) => break,
+                    Err(now) => cur = now,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::HeapWords;
+
+    #[test]
+    fn counts_saturate_and_halve() {
+        let w = HeapWords::new(64 * 64 + 64);
+        let s = Sketch {
+            base: 0,
+            blocks: 64,
+            ops: 64 * 64,
+            period: 1000,
+        };
+        for _ in 0..20 {
+            s.increment(&w, 42);
+        }
+        assert_eq!(s.estimate(&w, 42), 15);
+        assert!(s.estimate(&w, 7) <= 15);
+        for i in 0..1000u64 {
+            s.increment(&w, i.wrapping_mul(0x1234_5678_9abc_def1));
+        }
+        assert!(s.estimate(&w, 42) < 15, "halving happened");
+    }
+}

@@ -1,0 +1,447 @@
+//! The write path: lock the shard, allocate, copy, seal, publish one index
+//! word (the commit point), retire what it replaced, unlock.
+
+use crate::block::{self, Header};
+use crate::classes;
+use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::hash::{slot_block, slot_tag, slot_word, KeyHash};
+use crate::layout::{self, shard, BLOCK_HEADER, SLOTS_PER_BUCKET};
+use crate::local::{self, ThreadSlot};
+use crate::lock::Acquired;
+use crate::mem::Words;
+use crate::options::{EvictReason, Evicted, PutOptions, PutOutcome};
+use crate::reclaim::RECLAIM_BATCH;
+use crate::segment::{Inner, Segment};
+use crate::alloc::Block;
+use crate::tag::TypeTag;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::time::Duration;
+
+/// Holds a shard's writer lock; releases it on drop.
+pub(crate) struct ShardGuard<'a> {
+    inner: &'a Inner,
+    token: u64,
+    shard: u64,
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        self.inner
+            .shard_lock(self.shard)
+            .unlock(&*self.inner.region, self.token);
+    }
+}
+
+/// An entry found by a writer (expired or not).
+#[derive(Clone, Copy)]
+pub(crate) struct Found {
+    pub slot: u64,
+    pub word: u64,
+    pub hdr: Header,
+}
+
+/// Why an entry is being removed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    Deleted,
+    Replaced,
+    Evicted,
+    Expired,
+}
+
+impl Inner {
+    pub(crate) fn lock_shard<'a>(&'a self, ts: &ThreadSlot, shard: u64) -> ShardGuard<'a> {
+        let r = &*self.region;
+        let live = ts.live();
+        let lock = self.shard_lock(shard);
+        let got = lock.lock(r, ts.token, |t| self.slots.is_alive(r, &live, t, ts.idx));
+        let guard = ShardGuard {
+            inner: self,
+            token: ts.token,
+            shard,
+        };
+        if let Acquired::FromDead(_) = got {
+            self.repair_shard(ts, shard);
+        }
+        guard
+    }
+
+    fn counter(&self, shard: u64, field: u64, delta: i64) {
+        self.region.fetch_add(
+            self.layout.shard_off(shard) + field,
+            delta as u64,
+            Relaxed,
+        );
+    }
+
+    pub(crate) fn is_expired(&self, hdr: &Header, now: u64) -> bool {
+        let exp = hdr.expiry(&self.region);
+        exp != 0 && exp <= now
+    }
+
+    /// The key's entry, expired or not. Caller holds the shard lock.
+    pub(crate) fn find(&self, h: KeyHash, key: &[u8]) -> Option<Found> {
+        let r = &*self.region;
+        let l = &self.layout;
+        let shard = h.shard(l);
+        for b in h.buckets(l) {
+            let line = l.bucket_off(shard, b);
+            for i in 0..SLOTS_PER_BUCKET {
+                let slot = line + i * 8;
+                let word = r.load(slot, Acquire);
+                if word == 0 || slot_tag(word) != h.tag() {
+                    continue;
+                }
+                let off = slot_block(word);
+                if off < l.arena || off >= l.region_size {
+                    continue;
+                }
+                let Some(hdr) = Header::read(r, off) else {
+                    continue;
+                };
+                if hdr.hash == h.0 && hdr.live() && hdr.key(r) == key {
+                    return Some(Found { slot, word, hdr });
+                }
+            }
+        }
+        None
+    }
+
+    /// Unlinks and retires an entry, offering it to the evict hook first.
+    /// Caller holds the shard lock and has made limbo room.
+    pub(crate) fn remove_entry(&self, ts: &ThreadSlot, shard: u64, f: &Found, why: Removal) {
+        let r = &*self.region;
+        if let (Some(hook), Removal::Evicted | Removal::Expired) = (&self.opts.on_evict, why) {
+            hook(&Evicted {
+                key: f.hdr.key(r),
+                value: f.hdr.value(r),
+                tag: TypeTag::decode(f.hdr.tag(r)),
+                reason: if why == Removal::Expired {
+                    EvictReason::Expired
+                } else {
+                    EvictReason::Capacity
+                },
+            });
+        }
+        if r.compare_exchange(f.slot, f.word, 0).is_err() {
+            return;
+        }
+        self.retire(ts, shard, f.hdr.off, f.hdr.size);
+        self.counter(shard, shard::ENTRIES, -1);
+        self.counter(shard, shard::BYTES, -(f.hdr.size as i64));
+        match why {
+            Removal::Deleted => self.counter(shard, shard::DELETES, 1),
+            Removal::Evicted => self.counter(shard, shard::EVICTIONS, 1),
+            Removal::Expired => self.counter(shard, shard::EXPIRATIONS, 1),
+            Removal::Replaced => {}
+        }
+    }
+
+    /// A block for `need` bytes, evicting by clock when space is short.
+    /// `candidate` is the newcomer's frequency when it must win admission
+    /// against the first victim; None for updates. Ok(None): not admitted.
+    fn allocate(
+        &self,
+        ts: &ThreadSlot,
+        shard: u64,
+        need: u64,
+        mut candidate: Option<u32>,
+    ) -> Result<Option<Block>> {
+        let class = classes::for_size(need).unwrap_or(classes::LARGE);
+        for attempt in 0..1000u32 {
+            let got = if class == classes::LARGE {
+                self.take_run(shard, need)
+            } else {
+                self.take_block(shard, class)
+            };
+            if let Some(b) = got {
+                return Ok(Some(b));
+            }
+            if self.reclaim(ts, shard, attempt > 0) > 0 {
+                continue;
+            }
+            self.ensure_limbo_room(ts, shard, 1)?;
+            match self.clock_victim(shard, class) {
+                Some((slot, hdr)) => {
+                    let r = &*self.region;
+                    let now = self.opts.clock.now_ms();
+                    let expired = self.is_expired(&hdr, now);
+                    if let Some(c) = candidate.take() {
+                        let victim = self.sketch.estimate(r, hdr.hash);
+                        if !expired && !self.opts.admission.admit(c, victim) {
+                            return Ok(None);
+                        }
+                    }
+                    let word = r.load(slot, Acquire);
+                    let f = Found { slot, word, hdr };
+                    let why = if expired { Removal::Expired } else { Removal::Evicted };
+                    self.remove_entry(ts, shard, &f, why);
+                }
+                None if self.limbo_len(shard) == 0 => {
+                    return Err(Error::Full(if class == classes::LARGE {
+                        format!(
+                            "no run of {} free slabs for a {} block, and nothing in this shard to evict",
+                            need.div_ceil(layout::SLAB_SIZE),
+                            crate::size::format_size(need)
+                        )
+                    } else {
+                        format!(
+                            "no free {} block and no free slab; this shard holds nothing of that size to evict",
+                            crate::size::format_size(classes::size(class))
+                        )
+                    }));
+                }
+                None => std::thread::yield_now(),
+            }
+        }
+        Err(Error::Full(
+            "space freed by eviction is still held by readers; retry".into(),
+        ))
+    }
+
+    fn empty_slot(&self, h: KeyHash) -> Option<u64> {
+        let l = &self.layout;
+        let shard = h.shard(l);
+        for b in h.buckets(l) {
+            let line = l.bucket_off(shard, b);
+            for i in 0..SLOTS_PER_BUCKET {
+                if self.region.load(line + i * 8, Acquire) == 0 {
+                    return Some(line + i * 8);
+                }
+            }
+        }
+        None
+    }
+
+    /// The least frequent of the key's 16 candidates (an expired one
+    /// first), or a slot whose word is not a valid entry.
+    fn coldest(&self, h: KeyHash, now: u64) -> Option<(Found, u32, bool)> {
+        let r = &*self.region;
+        let l = &self.layout;
+        let shard = h.shard(l);
+        let mut best: Option<(Found, u32, bool)> = None;
+        for b in h.buckets(l) {
+            let line = l.bucket_off(shard, b);
+            for i in 0..SLOTS_PER_BUCKET {
+                let slot = line + i * 8;
+                let word = r.load(slot, Acquire);
+                let off = slot_block(word);
+                let hdr = if off >= l.arena && off < l.region_size {
+                    Header::read(r, off)
+                } else {
+                    None
+                };
+                let Some(hdr) = hdr else {
+                    // Not a valid entry (only after corruption): reuse it.
+                    r.store(slot, 0, Release);
+                    return None;
+                };
+                let f = Found { slot, word, hdr };
+                if self.is_expired(&hdr, now) {
+                    return Some((f, 0, true));
+                }
+                let freq = self.sketch.estimate(r, hdr.hash);
+                if best.as_ref().is_none_or(|(_, bf, _)| freq < *bf) {
+                    best = Some((f, freq, false));
+                }
+            }
+        }
+        best
+    }
+
+    fn write_block(&self, b: &Block, h: KeyHash, key: &[u8], tag: &[u8], value: &[u8], expiry: u64) {
+        let r = &*self.region;
+        let f = |field| b.off + field;
+        use crate::layout::block as bf;
+        r.store(f(bf::META), block::meta(block::WRITING, b.class, key.len() as u64, tag.len() as u64), Relaxed);
+        r.store(f(bf::VALUE_LEN), value.len() as u64, Relaxed);
+        r.store(f(bf::HASH), h.0, Relaxed);
+        r.store(f(bf::EXPIRY), expiry, Relaxed);
+        r.store(f(bf::USAGE), 0, Relaxed);
+        r.store(f(bf::SIZE), b.size, Relaxed);
+        r.write_bytes(b.off + BLOCK_HEADER, key);
+        r.write_bytes(b.off + BLOCK_HEADER + key.len() as u64, tag);
+        failpoint::hit("mid_copy");
+        let vstart = b.off + block::value_start(key.len() as u64, tag.len() as u64);
+        r.write_bytes(vstart, value);
+        // Sealing is a Release store: everything above is visible to any
+        // reader that sees the index word published after it.
+        block::set_state(r, b.off, block::SEALED);
+    }
+}
+
+impl Segment {
+    /// Stores `value` under `key`, replacing any previous value. Readers
+    /// see the old value or the new one, never a mix.
+    pub fn put(&self, key: &[u8], value: &[u8], opts: &PutOptions) -> Result<PutOutcome> {
+        if key.len() > block::MAX_KEY {
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max: block::MAX_KEY,
+            });
+        }
+        let tag = match &opts.tag {
+            Some(t) => t.encode().map_err(|_| Error::TagTooLarge {
+                len: t.dtype.len() + t.shape.len() * 8,
+                max: crate::tag::MAX_TAG_BYTES,
+            })?,
+            None => Vec::new(),
+        };
+        let inner = &*self.inner;
+        let fixed = block::needed(key.len() as u64, tag.len() as u64, 0);
+        let need = fixed + value.len() as u64;
+        if need > inner.max_block {
+            return Err(Error::ValueTooLarge {
+                len: value.len() as u64,
+                max: inner.max_block - fixed,
+            });
+        }
+        if opts.ttl.is_some_and(|t| t.is_zero()) {
+            return Err(Error::InvalidConfig("a TTL must be positive".into()));
+        }
+        let ts = local::thread_slot(inner)?;
+        let r = &*inner.region;
+        let h = KeyHash::new(inner.seed, key);
+        let shard = h.shard(&inner.layout);
+        inner.sketch.increment(r, h.0);
+
+        let _guard = inner.lock_shard(&ts, shard);
+        failpoint::hit("holding_lock");
+        inner.ensure_limbo_room(&ts, shard, 2)?;
+        let now = inner.opts.clock.now_ms();
+        let expiry = opts
+            .ttl
+            .map(|t| now.saturating_add((t.as_millis() as u64).max(1)))
+            .unwrap_or(0);
+
+        // Which slot, and what it held.
+        let existing = inner.find(h, key);
+        let (slot, old, old_why) = match existing {
+            Some(f) if inner.is_expired(&f.hdr, now) => (f.slot, Some(f), Removal::Expired),
+            Some(f) => (f.slot, Some(f), Removal::Replaced),
+            None => match inner.empty_slot(h) {
+                Some(slot) => (slot, None, Removal::Replaced),
+                None => match inner.coldest(h, now) {
+                    None => match inner.empty_slot(h) {
+                        Some(slot) => (slot, None, Removal::Replaced),
+                        None => return Err(Error::Full("index bucket unusable".into())),
+                    },
+                    Some((f, _, true)) => (f.slot, Some(f), Removal::Expired),
+                    Some((f, victim, false)) => {
+                        if !inner.opts.admission.admit(inner.sketch.estimate(r, h.0), victim) {
+                            inner.counter(shard, shard::REJECTIONS, 1);
+                            return Ok(PutOutcome::Rejected);
+                        }
+                        (f.slot, Some(f), Removal::Evicted)
+                    }
+                },
+            },
+        };
+        let updating = old.is_some() && old_why == Removal::Replaced;
+        let candidate = (!updating).then(|| inner.sketch.estimate(r, h.0));
+        let Some(b) = inner.allocate(&ts, shard, need, candidate)? else {
+            inner.counter(shard, shard::REJECTIONS, 1);
+            return Ok(PutOutcome::Rejected);
+        };
+        failpoint::hit("after_alloc");
+        inner.write_block(&b, h, key, &tag, value, expiry);
+
+        // Eviction inside `allocate` may have emptied our slot already.
+        let still_old = old.filter(|f| r.load(f.slot, Acquire) == f.word);
+        if old.is_some() && still_old.is_none() && r.load(slot, Acquire) != 0 {
+            // Cannot happen under the shard lock; keep the index sane anyway.
+            inner.free_block(b.off);
+            return Err(Error::Full("index slot changed under the shard lock".into()));
+        }
+        if let Some(f) = &still_old {
+            if old_why != Removal::Replaced {
+                // Offer the outgoing entry while it is still linked.
+                inner.remove_entry(&ts, shard, f, old_why);
+            }
+        }
+        // The commit point.
+        let still_linked = still_old.filter(|f| r.load(f.slot, Acquire) == f.word);
+        r.store(slot, slot_word(b.off, h.tag()), Release);
+        failpoint::hit("after_publish");
+        let outcome = match still_linked {
+            Some(f) => {
+                inner.retire(&ts, shard, f.hdr.off, f.hdr.size);
+                inner.counter(shard, shard::BYTES, b.size as i64 - f.hdr.size as i64);
+                inner.counter(shard, shard::UPDATES, 1);
+                PutOutcome::Updated
+            }
+            None => {
+                inner.counter(shard, shard::ENTRIES, 1);
+                inner.counter(shard, shard::BYTES, b.size as i64);
+                inner.counter(shard, shard::INSERTS, 1);
+                PutOutcome::Inserted
+            }
+        };
+        if inner.limbo_len(shard) >= RECLAIM_BATCH {
+            inner.reclaim(&ts, shard, false);
+        }
+        Ok(outcome)
+    }
+
+    /// Removes a key. Ok(false) if it was absent (or already expired).
+    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        self.with_entry(key, |inner, ts, shard, f, expired| {
+            let why = if expired { Removal::Expired } else { Removal::Deleted };
+            inner.remove_entry(ts, shard, f, why);
+            Ok(!expired)
+        })
+    }
+
+    /// Sets a key's time to live. Ok(false) if the key is absent.
+    pub fn expire(&self, key: &[u8], ttl: Duration) -> Result<bool> {
+        if ttl.is_zero() {
+            return self.delete(key);
+        }
+        let now = self.inner.opts.clock.now_ms();
+        let at = now.saturating_add((ttl.as_millis() as u64).max(1));
+        self.set_expiry(key, at)
+    }
+
+    /// Removes a key's time to live. Ok(false) if the key is absent.
+    pub fn persist(&self, key: &[u8]) -> Result<bool> {
+        self.set_expiry(key, 0)
+    }
+
+    fn set_expiry(&self, key: &[u8], at: u64) -> Result<bool> {
+        self.with_entry(key, |inner, ts, shard, f, expired| {
+            if expired {
+                inner.remove_entry(ts, shard, f, Removal::Expired);
+                return Ok(false);
+            }
+            inner
+                .region
+                .store(f.hdr.off + crate::layout::block::EXPIRY, at, Release);
+            Ok(true)
+        })
+    }
+
+    /// Runs `f` on the key's entry under its shard lock. Ok(false) if absent.
+    fn with_entry(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&Inner, &ThreadSlot, u64, &Found, bool) -> Result<bool>,
+    ) -> Result<bool> {
+        if key.len() > block::MAX_KEY {
+            return Ok(false);
+        }
+        let inner = &*self.inner;
+        let ts = local::thread_slot(inner)?;
+        let h = KeyHash::new(inner.seed, key);
+        let shard = h.shard(&inner.layout);
+        let _guard = inner.lock_shard(&ts, shard);
+        inner.ensure_limbo_room(&ts, shard, 1)?;
+        match inner.find(h, key) {
+            None => Ok(false),
+            Some(found) => {
+                let expired = inner.is_expired(&found.hdr, inner.opts.clock.now_ms());
+                f(inner, &ts, shard, &found, expired)
+            }
+        }
+    }
+}

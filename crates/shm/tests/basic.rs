@@ -1,0 +1,188 @@
+//! Single-process behaviour of a segment: round trips, updates, deletes,
+//! TTLs, type tags, sizes, iteration, stats and fsck.
+
+mod common;
+use common::{ShmDir, MIB};
+use std::time::Duration;
+use strata_shm::{Clock, Error, PutOptions, PutOutcome, Segment, TypeTag};
+
+#[test]
+fn put_get_update_delete() {
+    let dir = ShmDir::new("basic");
+    let seg = dir.create("s", 16 * MIB);
+    let no = PutOptions::default();
+    assert_eq!(seg.put(b"a", b"one", &no).unwrap(), PutOutcome::Inserted);
+    assert_eq!(&*seg.get(b"a").unwrap().unwrap(), b"one");
+    assert_eq!(seg.put(b"a", b"two!", &no).unwrap(), PutOutcome::Updated);
+    assert_eq!(&*seg.get(b"a").unwrap().unwrap(), b"two!");
+    assert!(seg.get(b"b").unwrap().is_none());
+    assert!(seg.contains(b"a").unwrap());
+    assert_eq!(seg.len(), 1);
+    assert!(seg.delete(b"a").unwrap());
+    assert!(!seg.delete(b"a").unwrap());
+    assert!(seg.get(b"a").unwrap().is_none());
+    assert_eq!(seg.len(), 0);
+    let st = seg.stats().unwrap();
+    assert_eq!((st.inserts, st.updates, st.deletes), (1, 1, 1));
+    assert_eq!(st.hits, 2);
+    assert_eq!(st.misses, 2);
+    seg.maintain().unwrap();
+    let rep = seg.check().unwrap();
+    assert!(rep.is_clean(), "{:?}", rep.violations);
+    let st = seg.stats().unwrap();
+    assert_eq!(st.limbo_bytes, 0);
+    assert_eq!(st.free_bytes, st.capacity_bytes);
+}
+
+#[test]
+fn empty_and_many_sizes() {
+    let dir = ShmDir::new("sizes");
+    let seg = dir.create("s", 256 * MIB);
+    let no = PutOptions::default();
+    let sizes = [0usize, 1, 7, 63, 64, 65, 4096, 100_000, 1 << 20, (1 << 20) + 1, 5 << 20, 64 << 20];
+    for (i, &n) in sizes.iter().enumerate() {
+        let v: Vec<u8> = (0..n).map(|j| (j * 31 + i) as u8).collect();
+        let k = format!("k{i}");
+        seg.put(k.as_bytes(), &v, &no).unwrap();
+        let got = seg.get(k.as_bytes()).unwrap().unwrap();
+        assert_eq!(got.len(), n);
+        assert!(*got == v[..], "size {n}");
+    }
+    for (i, &n) in sizes.iter().enumerate() {
+        let k = format!("k{i}");
+        assert_eq!(seg.get(k.as_bytes()).unwrap().unwrap().len(), n);
+    }
+    let mut keys: Vec<_> = seg.keys().collect();
+    keys.sort();
+    assert_eq!(keys.len(), sizes.len());
+    for (i, _) in sizes.iter().enumerate() {
+        seg.delete(format!("k{i}").as_bytes()).unwrap();
+    }
+    seg.maintain().unwrap();
+    let rep = seg.check().unwrap();
+    assert!(rep.is_clean(), "{:?}", rep.violations);
+    let st = seg.stats().unwrap();
+    assert_eq!(st.free_bytes, st.capacity_bytes, "{st:?}");
+}
+
+#[test]
+fn type_tags_round_trip() {
+    let dir = ShmDir::new("tags");
+    let seg = dir.create("s", 16 * MIB);
+    let tag = TypeTag::new("<f4", vec![2, 3]);
+    seg.put(b"arr", &[0u8; 24], &PutOptions::default().tag(tag.clone()))
+        .unwrap();
+    let g = seg.get(b"arr").unwrap().unwrap();
+    assert_eq!(g.type_tag(), Some(tag.clone()));
+    drop(g);
+    let v = seg.get_view(b"arr").unwrap().unwrap();
+    assert_eq!(v.type_tag(), Some(tag));
+    assert_eq!(v.len(), 24);
+}
+
+#[test]
+fn ttl_expiry_with_a_manual_clock() {
+    let dir = ShmDir::new("ttl");
+    let clock = Clock::manual(1_000_000);
+    let seg = Segment::create("s", &dir.opts(16 * MIB).clock(clock.clone())).unwrap();
+    let ttl = PutOptions::default().ttl(Duration::from_secs(10));
+    seg.put(b"t", b"v", &ttl).unwrap();
+    assert_eq!(seg.get(b"t").unwrap().unwrap().expires_at_ms(), Some(1_010_000));
+    clock.advance(9_999);
+    assert!(seg.get(b"t").unwrap().is_some());
+    clock.advance(1);
+    assert!(seg.get(b"t").unwrap().is_none(), "expired entries are never returned");
+    assert!(!seg.contains(b"t").unwrap());
+    // persist and expire
+    seg.put(b"p", b"v", &ttl).unwrap();
+    assert!(seg.persist(b"p").unwrap());
+    clock.advance(100_000);
+    assert!(seg.get(b"p").unwrap().is_some());
+    assert!(seg.expire(b"p", Duration::from_millis(5)).unwrap());
+    clock.advance(5);
+    assert!(seg.get(b"p").unwrap().is_none());
+    let rep = seg.maintain().unwrap();
+    assert_eq!(rep.expired, 2);
+    assert_eq!(seg.len(), 0);
+    assert_eq!(seg.stats().unwrap().expirations, 2);
+    assert!(seg.check().unwrap().is_clean());
+}
+
+#[test]
+fn bad_input_gives_typed_errors() {
+    let dir = ShmDir::new("bad");
+    let seg = dir.create("s", 16 * MIB);
+    let no = PutOptions::default();
+    let big_key = vec![b'k'; strata_shm::MAX_KEY + 1];
+    assert!(matches!(seg.put(&big_key, b"v", &no), Err(Error::KeyTooLarge { .. })));
+    let huge = vec![0u8; 64 << 20];
+    assert!(matches!(seg.put(b"k", &huge, &no), Err(Error::ValueTooLarge { .. })));
+    assert!(matches!(
+        seg.put(b"k", b"v", &PutOptions::default().ttl(Duration::ZERO)),
+        Err(Error::InvalidConfig(_))
+    ));
+    for name in ["", ".hidden", "a/b", "sp ace", &"x".repeat(201)] {
+        assert!(matches!(
+            Segment::create(name, &dir.opts(16 * MIB)),
+            Err(Error::InvalidName { .. })
+        ));
+    }
+    assert!(matches!(
+        Segment::open("missing", &dir.opts(16 * MIB)),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        Segment::create("s", &dir.opts(16 * MIB)),
+        Err(Error::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        Segment::create("tiny", &dir.opts(1 << 20)),
+        Err(Error::InvalidConfig(_))
+    ));
+}
+
+#[test]
+fn a_full_segment_evicts_by_clock_and_stays_consistent() {
+    let dir = ShmDir::new("full");
+    let seg = dir.create("s", 16 * MIB);
+    let no = PutOptions::default();
+    let v = vec![7u8; 4000];
+    let mut inserted = 0;
+    for i in 0..20_000u32 {
+        match seg.put(format!("key{i}").as_bytes(), &v, &no).unwrap() {
+            PutOutcome::Inserted => inserted += 1,
+            PutOutcome::Rejected => {}
+            PutOutcome::Updated => unreachable!(),
+        }
+    }
+    let st = seg.stats().unwrap();
+    assert!(st.evictions > 0, "{st:?}");
+    assert!(inserted > 2000);
+    assert!(st.entries < 20_000);
+    seg.maintain().unwrap();
+    let rep = seg.check().unwrap();
+    assert!(rep.is_clean(), "{:?}", rep.violations);
+}
+
+#[test]
+fn nothing_evictable_is_a_typed_error() {
+    let dir = ShmDir::new("noevict");
+    let seg = dir.create("s", 8 * MIB);
+    // Fill the arena with one large value, then ask for a class that has no slab.
+    let cap = seg.stats().unwrap().capacity_bytes;
+    let big = vec![1u8; (cap - 4096) as usize / 2];
+    seg.put(b"big", &big, &PutOptions::default()).unwrap();
+    let r = seg.put(b"big2", &big, &PutOptions::default());
+    assert!(matches!(r, Ok(PutOutcome::Inserted) | Err(Error::Full(_))), "{r:?}");
+}
+
+#[test]
+fn segments_are_listed_and_dropped() {
+    let dir = ShmDir::new("list");
+    dir.create("one", 8 * MIB);
+    dir.create("two", 8 * MIB);
+    assert_eq!(Segment::list(&dir.path).unwrap(), vec!["one", "two"]);
+    assert!(Segment::unlink("one", &dir.path).unwrap());
+    assert!(!Segment::unlink("one", &dir.path).unwrap());
+    assert_eq!(Segment::list(&dir.path).unwrap(), vec!["two"]);
+}
