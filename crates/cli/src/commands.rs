@@ -30,7 +30,11 @@ pub fn init(dir: &Path, name: &str, memory: &str, max_entries: Option<u64>) -> R
     let l = seg.layout();
     println!(
         "{} segment {name:?} at {}: {} ({} for data), {} entries max, {} shards",
-        if created { "created" } else { "attached to existing" },
+        if created {
+            "created"
+        } else {
+            "attached to existing"
+        },
         seg.path().display(),
         format_size(l.region_size),
         format_size(l.arena_bytes()),
@@ -129,7 +133,13 @@ pub fn status(dir: &Path, name: &str, json: bool, check: bool) -> Result<ExitCod
         }
         println!("{v}");
     } else {
-        let pct = |a: u64, b: u64| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
+        let pct = |a: u64, b: u64| {
+            if b == 0 {
+                0.0
+            } else {
+                100.0 * a as f64 / b as f64
+            }
+        };
         println!("segment   {name} ({})", seg.path().display());
         println!("entries   {} of {} max", s.entries, s.max_entries);
         println!(

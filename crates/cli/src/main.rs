@@ -14,7 +14,12 @@ use std::process::ExitCode;
 #[command(name = "strata", version, about = "A tiered, zero-copy cache for ML serving", long_about = None)]
 struct Cli {
     /// Directory holding segment files.
-    #[arg(long, global = true, env = "STRATA_SHM_DIR", default_value = "/dev/shm")]
+    #[arg(
+        long,
+        global = true,
+        env = "STRATA_SHM_DIR",
+        default_value = "/dev/shm"
+    )]
     dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -102,7 +107,9 @@ fn main() -> ExitCode {
         } => commands::set(&cli.dir, &name.name, &key, &value, ttl),
         Command::Get { key, name } => commands::get(&cli.dir, &name.name, &key),
         Command::Del { key, name } => commands::del(&cli.dir, &name.name, &key),
-        Command::Status { name, json, check } => commands::status(&cli.dir, &name.name, json, check),
+        Command::Status { name, json, check } => {
+            commands::status(&cli.dir, &name.name, json, check)
+        }
         Command::Bench(args) => bench::run(&cli.dir, &args),
         Command::BenchWorker(args) => bench::worker(&cli.dir, &args),
     };

@@ -49,15 +49,19 @@ pub struct Block {
 
 impl Inner {
     pub(crate) fn slab_owner(&self, s: u64) -> u64 {
-        self.region.load(self.layout.slab_meta_off(s) + slab::OWNER, Acquire)
+        self.region
+            .load(self.layout.slab_meta_off(s) + slab::OWNER, Acquire)
     }
 
     pub(crate) fn slab_used(&self, s: u64) -> u64 {
-        self.region.load(self.layout.slab_meta_off(s) + slab::USED, Relaxed)
+        self.region
+            .load(self.layout.slab_meta_off(s) + slab::USED, Relaxed)
     }
 
     pub(crate) fn bit_is_set(&self, s: u64, bit: u64) -> bool {
-        let w = self.region.load(self.layout.bitmap_off(s) + (bit / 64) * 8, Relaxed);
+        let w = self
+            .region
+            .load(self.layout.bitmap_off(s) + (bit / 64) * 8, Relaxed);
         w & (1 << (bit % 64)) != 0
     }
 
@@ -65,7 +69,8 @@ impl Inner {
         let off = self.layout.bitmap_off(s) + (bit / 64) * 8;
         let w = self.region.load(off, Relaxed);
         let m = 1u64 << (bit % 64);
-        self.region.store(off, if on { w | m } else { w & !m }, Relaxed);
+        self.region
+            .store(off, if on { w | m } else { w & !m }, Relaxed);
     }
 
     fn add_used(&self, s: u64, delta: i64) -> u64 {
@@ -150,24 +155,23 @@ impl Inner {
         let k = need.div_ceil(SLAB_SIZE);
         let n = self.layout.slab_count;
         let mut s = 0;
-        'search: while s + k <= n {
-            for t in s..s + k {
-                if self.slab_owner(t) != 0 {
-                    s = t + 1;
-                    continue 'search;
-                }
+        while s + k <= n {
+            if let Some(t) = (s..s + k).find(|&t| self.slab_owner(t) != 0) {
+                s = t + 1;
+                continue;
             }
             // Tails first, head last: a crash leaves only unowned tails,
             // which repair returns to the pool.
-            for t in (s + 1..s + k).rev() {
+            let lost = (s + 1..s + k).rev().find(|&t| {
                 let meta = self.layout.slab_meta_off(t) + slab::OWNER;
-                if r.compare_exchange(meta, 0, owner_tail(shard)).is_err() {
-                    for u in t + 1..s + k {
-                        r.store(self.layout.slab_meta_off(u) + slab::OWNER, 0, Release);
-                    }
-                    s = t + 1;
-                    continue 'search;
+                r.compare_exchange(meta, 0, owner_tail(shard)).is_err()
+            });
+            if let Some(t) = lost {
+                for u in t + 1..s + k {
+                    r.store(self.layout.slab_meta_off(u) + slab::OWNER, 0, Release);
                 }
+                s = t + 1;
+                continue;
             }
             let head = self.layout.slab_meta_off(s) + slab::OWNER;
             if r.compare_exchange(head, 0, owner_head(shard, k)).is_err() {
@@ -263,7 +267,11 @@ impl Inner {
         let (want, cap, size) = if class == LARGE {
             (None, 1, 0)
         } else {
-            (Some(owner_class(shard, class)), classes::per_slab(class), classes::size(class))
+            (
+                Some(owner_class(shard, class)),
+                classes::per_slab(class),
+                classes::size(class),
+            )
         };
         let now = self.opts.clock.now_ms();
         let mut slabs_seen = 0;

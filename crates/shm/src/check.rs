@@ -2,7 +2,9 @@
 //! is checked under its lock, so `check` is exact for a quiescent segment
 //! and safe (if approximate between shards) for a busy one.
 
-use crate::alloc::{owner_class_of, owner_kind, owner_shard, KIND_CLASS, KIND_FREE, KIND_HEAD, KIND_TAIL};
+use crate::alloc::{
+    owner_class_of, owner_kind, owner_shard, KIND_CLASS, KIND_FREE, KIND_HEAD, KIND_TAIL,
+};
 use crate::block::{self, Header};
 use crate::classes;
 use crate::error::Result;
@@ -59,7 +61,9 @@ impl Segment {
                         continue;
                     }
                     match inner.linked_block(sh, b, w) {
-                        None => bad(format!("shard {sh} bucket {b} slot {i}: word {w:#x} is not a valid link")),
+                        None => bad(format!(
+                            "shard {sh} bucket {b} slot {i}: word {w:#x} is not a valid link"
+                        )),
                         Some(h) => {
                             if !linked.insert(h.off) {
                                 bad(format!("block {:#x} linked twice", h.off));
@@ -74,11 +78,16 @@ impl Segment {
             }
             let entries = r.load(base + shard::ENTRIES, Relaxed);
             if entries != linked.len() as u64 {
-                bad(format!("shard {sh}: counts {entries} entries, index has {}", linked.len()));
+                bad(format!(
+                    "shard {sh}: counts {entries} entries, index has {}",
+                    linked.len()
+                ));
             }
             let counted = r.load(base + shard::BYTES, Relaxed);
             if counted != bytes {
-                bad(format!("shard {sh}: counts {counted} bytes used, index has {bytes}"));
+                bad(format!(
+                    "shard {sh}: counts {counted} bytes used, index has {bytes}"
+                ));
             }
             rep.entries += linked.len() as u64;
 
@@ -88,7 +97,9 @@ impl Segment {
                 let ok = inner.allocated_block(off, sh).is_some()
                     && Header::read(r, off).is_some_and(|h| h.state() == block::RETIRED);
                 if !ok {
-                    bad(format!("shard {sh}: limbo names {off:#x}, not a retired block"));
+                    bad(format!(
+                        "shard {sh}: limbo names {off:#x}, not a retired block"
+                    ));
                 } else if linked.contains(&off) {
                     bad(format!("shard {sh}: {off:#x} is both linked and in limbo"));
                 } else if !limbo.insert(off) {
@@ -99,7 +110,9 @@ impl Segment {
             }
             let counted = r.load(base + shard::LIMBO_BYTES, Relaxed);
             if counted != limbo_bytes {
-                bad(format!("shard {sh}: counts {counted} limbo bytes, limbo has {limbo_bytes}"));
+                bad(format!(
+                    "shard {sh}: counts {counted} limbo bytes, limbo has {limbo_bytes}"
+                ));
             }
             rep.limbo_blocks += limbo.len() as u64;
 
@@ -122,7 +135,10 @@ impl Segment {
                             .collect();
                         let used = r.load(l.slab_meta_off(s) + slab::USED, Relaxed);
                         if used != set.len() as u64 {
-                            bad(format!("slab {s}: used count {used}, bitmap has {}", set.len()));
+                            bad(format!(
+                                "slab {s}: used count {used}, bitmap has {}",
+                                set.len()
+                            ));
                         }
                         set.iter().map(|b| l.slab_start(s) + b * size).collect()
                     }
@@ -155,7 +171,11 @@ impl Segment {
         for s in 0..l.slab_count {
             let owner = inner.slab_owner(s);
             if owner_kind(owner) != KIND_FREE && owner_shard(owner) >= l.shard_count {
-                bad(format!("slab {s}: owned by shard {} of {}", owner_shard(owner), l.shard_count));
+                bad(format!(
+                    "slab {s}: owned by shard {} of {}",
+                    owner_shard(owner),
+                    l.shard_count
+                ));
             }
             if owner == 0 && r.load(l.slab_meta_off(s) + slab::USED, Relaxed) != 0 {
                 bad(format!("slab {s}: free but counts used blocks"));
@@ -165,7 +185,9 @@ impl Segment {
         rep.pinned_blocks = pins.len() as u64;
         for p in pins {
             if !all_live_blocks.contains(&p) {
-                bad(format!("a pin names {p:#x}, which is not an allocated block"));
+                bad(format!(
+                    "a pin names {p:#x}, which is not an allocated block"
+                ));
             }
         }
         Ok(rep)

@@ -32,8 +32,8 @@ mod hash;
 mod keys;
 pub mod layout;
 pub mod liveness;
-pub mod lock;
 mod local;
+pub mod lock;
 mod maintain;
 pub mod mem;
 mod options;
@@ -57,7 +57,9 @@ pub use clock::Clock;
 pub use error::{Error, Result};
 pub use keys::Keys;
 pub use maintain::MaintainReport;
-pub use options::{EvictHook, EvictReason, Evicted, PutOptions, PutOutcome, SegmentOptions, default_dir};
+pub use options::{
+    default_dir, EvictHook, EvictReason, Evicted, PutOptions, PutOutcome, SegmentOptions,
+};
 pub use read::{Guard, View};
 pub use segment::{segment_path, validate_name, Segment};
 pub use size::{format_size, parse_size};

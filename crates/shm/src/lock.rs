@@ -11,6 +11,8 @@ pub struct ShardLock {
     pub word: u64,
     pub seq: u64,
     pub waiters: u64,
+    /// CAS attempts before checking the owner's liveness and sleeping.
+    pub spins: u32,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -22,7 +24,8 @@ pub enum Acquired {
     FromDead(u64),
 }
 
-const SPINS: u32 = 100;
+/// Spins before a waiter checks liveness and sleeps.
+pub const DEFAULT_SPINS: u32 = 100;
 
 impl ShardLock {
     pub fn lock<W: Words>(&self, w: &W, token: u64, is_alive: impl Fn(u64) -> bool) -> Acquired {
@@ -33,7 +36,7 @@ impl ShardLock {
                 Err(cur) => cur,
             };
             spins += 1;
-            if spins < SPINS {
+            if spins < self.spins {
                 w.spin();
                 continue;
             }

@@ -38,7 +38,9 @@ impl Segment {
                 rep.reaped_slots += 1;
             }
         }
-        let pages = r.load(hdr::PIN_HIGH_WATER, Acquire).min(inner.pin_pages.count);
+        let pages = r
+            .load(hdr::PIN_HIGH_WATER, Acquire)
+            .min(inner.pin_pages.count);
         for p in 0..pages {
             if inner.pin_pages.reap(r, &live, p) {
                 rep.reaped_pin_pages += 1;
@@ -74,7 +76,11 @@ impl Segment {
                     rep.expired += 1;
                 }
             }
-            r.store(base + shard::SWEEP_CURSOR, (cursor + SWEEP_SLOTS) % total, Relaxed);
+            r.store(
+                base + shard::SWEEP_CURSOR,
+                (cursor + SWEEP_SLOTS) % total,
+                Relaxed,
+            );
             rep.freed_blocks += inner.reclaim(&ts, sh, true);
         }
         Ok(rep)

@@ -3,7 +3,7 @@
 //! kernel byte lock, like reader slots); each entry names one block that
 //! the reclaimer must not free.
 
-use crate::layout::{PIN_ENTRIES, PIN_LOCK_BASE, PIN_PAGE_HEADER, PIN_PAGE_SIZE, pin};
+use crate::layout::{pin, PIN_ENTRIES, PIN_LOCK_BASE, PIN_PAGE_HEADER, PIN_PAGE_SIZE};
 use crate::liveness::Liveness;
 use crate::mem::Words;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};

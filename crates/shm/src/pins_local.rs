@@ -66,8 +66,11 @@ impl PinLocal {
                     ))
                 })?;
             self.pages.push(page);
-            self.free
-                .extend((0..PIN_ENTRIES).rev().map(|e| inner.pin_pages.entry_off(page, e)));
+            self.free.extend(
+                (0..PIN_ENTRIES)
+                    .rev()
+                    .map(|e| inner.pin_pages.entry_off(page, e)),
+            );
         }
         let entry = self.free.pop().unwrap_or_default();
         Ok((entry, self.fork_gen))

@@ -46,7 +46,12 @@ impl Inner {
         if s % SKETCH_SAMPLE == 0 {
             self.sketch.increment(r, h.0);
         }
-        let counter = self.slots.off(ts.idx) + if found.is_some() { slot::HITS } else { slot::MISSES };
+        let counter = self.slots.off(ts.idx)
+            + if found.is_some() {
+                slot::HITS
+            } else {
+                slot::MISSES
+            };
         // Only this thread writes its slot's counters: no atomic RMW needed.
         r.store(counter, r.load(counter, Relaxed) + 1, Relaxed);
         if let Some(hd) = &found {

@@ -33,7 +33,10 @@ impl Inner {
         (head..tail)
             .map(|i| {
                 let e = self.limbo_entry(shard, i);
-                (self.region.load(e, Relaxed), self.region.load(e + 8, Relaxed))
+                (
+                    self.region.load(e, Relaxed),
+                    self.region.load(e + 8, Relaxed),
+                )
             })
             .filter(|&(off, _)| off != 0)
             .collect()

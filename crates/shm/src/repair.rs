@@ -4,7 +4,10 @@
 //! allocated block is either linked, waiting in limbo, or handled here
 //! (retired if a reader might have seen it, freed if nobody could have).
 
-use crate::alloc::{owner_class_of, owner_kind, owner_run, owner_shard, owner_tail, KIND_CLASS, KIND_HEAD, KIND_TAIL};
+use crate::alloc::{
+    owner_class_of, owner_kind, owner_run, owner_shard, owner_tail, KIND_CLASS, KIND_HEAD,
+    KIND_TAIL,
+};
 use crate::block::{self, Header};
 use crate::classes;
 use crate::hash::{slot_block, slot_tag, KeyHash};
@@ -176,7 +179,9 @@ impl Inner {
                 let state = Header::read(r, off).map(|h| h.state());
                 match state {
                     // A reader may have seen it: retire, don't free.
-                    Some(block::SEALED) | Some(block::RETIRED) if (limbo.len() as u64) < LIMBO_CAPACITY => {
+                    Some(block::SEALED) | Some(block::RETIRED)
+                        if (limbo.len() as u64) < LIMBO_CAPACITY =>
+                    {
                         block::set_state(r, off, block::RETIRED);
                         limbo.push((off, epoch));
                         in_limbo.insert(off);
@@ -191,7 +196,11 @@ impl Inner {
             if owner_kind(self.slab_owner(l.slab_of(off).unwrap_or(0))) == KIND_HEAD {
                 // A head with its bit clear: make free_block see it as set.
                 let s = l.slab_of(off).unwrap_or(0);
-                r.store(l.bitmap_off(s), r.load(l.bitmap_off(s), Relaxed) | 1, Relaxed);
+                r.store(
+                    l.bitmap_off(s),
+                    r.load(l.bitmap_off(s), Relaxed) | 1,
+                    Relaxed,
+                );
             }
             self.free_block(off);
         }

@@ -177,7 +177,9 @@ impl Segment {
             region.store(off, v, Ordering::Relaxed);
         }
         region.store(hdr::STATE, state::READY, Ordering::Release);
-        Ok(Segment::from_parts(name, path, file, region, lay, seed, opts))
+        Ok(Segment::from_parts(
+            name, path, file, region, lay, seed, opts,
+        ))
     }
 
     /// Attaches to an existing segment.
@@ -249,7 +251,12 @@ impl Segment {
     }
 
     /// Ok(None): the creator is still setting up.
-    fn attach(name: &str, path: &Path, file: &File, opts: &SegmentOptions) -> Result<Option<Segment>> {
+    fn attach(
+        name: &str,
+        path: &Path,
+        file: &File,
+        opts: &SegmentOptions,
+    ) -> Result<Option<Segment>> {
         let corrupt = |reason: String| Error::Corrupt {
             path: path.to_path_buf(),
             reason,
@@ -259,7 +266,9 @@ impl Segment {
             return Ok(None);
         }
         if len < HEADER_SIZE {
-            return Err(corrupt(format!("the file is only {len} bytes, shorter than a header")));
+            return Err(corrupt(format!(
+                "the file is only {len} bytes, shorter than a header"
+            )));
         }
         let region = Region::map(file, len).map_err(|e| Error::io(path, e))?;
         let get = |off| region.load(off, Ordering::Acquire);
@@ -268,7 +277,9 @@ impl Segment {
             return Ok(None);
         }
         if magic != MAGIC {
-            return Err(corrupt("it is not a strata segment (bad magic number)".into()));
+            return Err(corrupt(
+                "it is not a strata segment (bad magic number)".into(),
+            ));
         }
         match get(hdr::STATE) {
             state::READY => {}
@@ -287,7 +298,9 @@ impl Segment {
             )));
         }
         if get(hdr::LAYOUT_HASH) != Layout::layout_hash() {
-            return Err(incompatible("its layout fingerprint differs from this build's".into()));
+            return Err(incompatible(
+                "its layout fingerprint differs from this build's".into(),
+            ));
         }
         let region_size = get(hdr::REGION_SIZE);
         if region_size != len {
@@ -321,7 +334,9 @@ impl Segment {
             }
         }
         if lay.buckets_per_shard > 1 << BUCKET_BITS {
-            return Err(corrupt("the index is larger than this build supports".into()));
+            return Err(corrupt(
+                "the index is larger than this build supports".into(),
+            ));
         }
         let seed = get(hdr::SEED);
         let file = file.try_clone().map_err(|e| Error::io(path, e))?;
@@ -458,6 +473,7 @@ impl Inner {
             word: base + layout::shard::LOCK,
             seq: base + layout::shard::LOCK_SEQ,
             waiters: base + layout::shard::LOCK_WAITERS,
+            spins: crate::lock::DEFAULT_SPINS,
         }
     }
 }

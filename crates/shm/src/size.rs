@@ -28,7 +28,11 @@ pub fn parse_size(input: &str) -> Result<u64> {
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
         "tb" => 1_000_000_000_000,
-        _ => return Err(bad("unknown unit; use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB")),
+        _ => {
+            return Err(bad(
+                "unknown unit; use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB",
+            ))
+        }
     };
     let value: f64 = num.parse().map_err(|_| bad("not a number"))?;
     let bytes = value * mult as f64;

@@ -1,6 +1,7 @@
 //! The write path: lock the shard, allocate, copy, seal, publish one index
 //! word (the commit point), retire what it replaced, unlock.
 
+use crate::alloc::Block;
 use crate::block::{self, Header};
 use crate::classes;
 use crate::error::{Error, Result};
@@ -13,7 +14,6 @@ use crate::mem::Words;
 use crate::options::{EvictReason, Evicted, PutOptions, PutOutcome};
 use crate::reclaim::RECLAIM_BATCH;
 use crate::segment::{Inner, Segment};
-use crate::alloc::Block;
 use crate::tag::TypeTag;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::Duration;
@@ -68,11 +68,8 @@ impl Inner {
     }
 
     fn counter(&self, shard: u64, field: u64, delta: i64) {
-        self.region.fetch_add(
-            self.layout.shard_off(shard) + field,
-            delta as u64,
-            Relaxed,
-        );
+        self.region
+            .fetch_add(self.layout.shard_off(shard) + field, delta as u64, Relaxed);
     }
 
     pub(crate) fn is_expired(&self, hdr: &Header, now: u64) -> bool {
@@ -175,7 +172,11 @@ impl Inner {
                     }
                     let word = r.load(slot, Acquire);
                     let f = Found { slot, word, hdr };
-                    let why = if expired { Removal::Expired } else { Removal::Evicted };
+                    let why = if expired {
+                        Removal::Expired
+                    } else {
+                        Removal::Evicted
+                    };
                     self.remove_entry(ts, shard, &f, why);
                 }
                 None if self.limbo_len(shard) == 0 => {
@@ -250,11 +251,23 @@ impl Inner {
         best
     }
 
-    fn write_block(&self, b: &Block, h: KeyHash, key: &[u8], tag: &[u8], value: &[u8], expiry: u64) {
+    fn write_block(
+        &self,
+        b: &Block,
+        h: KeyHash,
+        key: &[u8],
+        tag: &[u8],
+        value: &[u8],
+        expiry: u64,
+    ) {
         let r = &*self.region;
         let f = |field| b.off + field;
         use crate::layout::block as bf;
-        r.store(f(bf::META), block::meta(block::WRITING, b.class, key.len() as u64, tag.len() as u64), Relaxed);
+        r.store(
+            f(bf::META),
+            block::meta(block::WRITING, b.class, key.len() as u64, tag.len() as u64),
+            Relaxed,
+        );
         r.store(f(bf::VALUE_LEN), value.len() as u64, Relaxed);
         r.store(f(bf::HASH), h.0, Relaxed);
         r.store(f(bf::EXPIRY), expiry, Relaxed);
@@ -329,7 +342,11 @@ impl Segment {
                     },
                     Some((f, _, true)) => (f.slot, Some(f), Removal::Expired),
                     Some((f, victim, false)) => {
-                        if !inner.opts.admission.admit(inner.sketch.estimate(r, h.0), victim) {
+                        if !inner
+                            .opts
+                            .admission
+                            .admit(inner.sketch.estimate(r, h.0), victim)
+                        {
                             inner.counter(shard, shard::REJECTIONS, 1);
                             return Ok(PutOutcome::Rejected);
                         }
@@ -352,7 +369,9 @@ impl Segment {
         if old.is_some() && still_old.is_none() && r.load(slot, Acquire) != 0 {
             // Cannot happen under the shard lock; keep the index sane anyway.
             inner.free_block(b.off);
-            return Err(Error::Full("index slot changed under the shard lock".into()));
+            return Err(Error::Full(
+                "index slot changed under the shard lock".into(),
+            ));
         }
         if let Some(f) = &still_old {
             if old_why != Removal::Replaced {
@@ -387,7 +406,11 @@ impl Segment {
     /// Removes a key. Ok(false) if it was absent (or already expired).
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         self.with_entry(key, |inner, ts, shard, f, expired| {
-            let why = if expired { Removal::Expired } else { Removal::Deleted };
+            let why = if expired {
+                Removal::Expired
+            } else {
+                Removal::Deleted
+            };
             inner.remove_entry(ts, shard, f, why);
             Ok(!expired)
         })

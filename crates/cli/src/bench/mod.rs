@@ -172,7 +172,8 @@ impl Ctx<'_> {
         }
         if let Some(w) = writer {
             let v = Self::collect(w)?;
-            p.puts_per_s = v["ops"].as_u64().unwrap_or(0) as f64 / v["seconds"].as_f64().unwrap_or(1.0).max(1e-9);
+            p.puts_per_s = v["ops"].as_u64().unwrap_or(0) as f64
+                / v["seconds"].as_f64().unwrap_or(1.0).max(1e-9);
         }
         Ok(p)
     }
@@ -194,10 +195,12 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
     if args.keys == 0 || args.keys > u32::MAX as u64 {
         bail!("--keys must be between 1 and {}", u32::MAX);
     }
-    if !(args.seconds > 0.0) {
+    if !args.seconds.is_finite() || args.seconds <= 0.0 {
         bail!("--seconds must be positive");
     }
-    let cores = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(2);
     let readers = args.readers.unwrap_or(cores).max(1);
     let memory = match &args.memory {
         Some(m) => parse_size(m)?,
@@ -235,7 +238,11 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
     }
     let loaded = seg.len();
     if loaded != args.keys {
-        bail!("only {loaded} of {} keys fit in {}; pass a larger --memory", args.keys, format_size(memory));
+        bail!(
+            "only {loaded} of {} keys fit in {}; pass a larger --memory",
+            args.keys,
+            format_size(memory)
+        );
     }
     let load_s = started.elapsed().as_secs_f64();
     drop(floor);
@@ -251,14 +258,21 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
     let mut torn = 0;
     let mut summary = Vec::new();
     for dist in ["zipf", "uniform"] {
-        progress(args.json, &format!("{dist}: L0 with {readers} readers and a writer"));
+        progress(
+            args.json,
+            &format!("{dist}: L0 with {readers} readers and a writer"),
+        );
         let l0 = ctx.phase("l0", dist, readers, wr)?;
         progress(args.json, &format!("{dist}: floor (plain shared array)"));
         let fl = ctx.phase("floor", dist, readers, wr)?;
         progress(args.json, &format!("{dist}: in-process HashMap"));
         let hm = ctx.phase("hashmap", dist, readers, wr)?;
         torn += l0.torn + fl.torn + hm.torn;
-        let (p50, f50, h50) = (l0.hist.quantile(0.5), fl.hist.quantile(0.5), hm.hist.quantile(0.5));
+        let (p50, f50, h50) = (
+            l0.hist.quantile(0.5),
+            fl.hist.quantile(0.5),
+            hm.hist.quantile(0.5),
+        );
         let v = json!({
             "get_p50_ns": p50,
             "get_p99_ns": l0.hist.quantile(0.99),
@@ -314,10 +328,20 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
     } else {
         print_report(&top, &summary, readers, args, memory);
     }
-    Ok(if torn == 0 { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if torn == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
-fn print_report(top: &Value, summary: &[(&str, Value)], readers: u64, args: &BenchArgs, memory: u64) {
+fn print_report(
+    top: &Value,
+    summary: &[(&str, Value)],
+    readers: u64,
+    args: &BenchArgs,
+    memory: u64,
+) {
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
     let u = |v: &Value| v.as_u64().unwrap_or(0);
     println!(
@@ -329,11 +353,38 @@ fn print_report(top: &Value, summary: &[(&str, Value)], readers: u64, args: &Ben
         args.seconds
     );
     println!();
-    println!("{:<8} {:<22} {:>9} {:>9} {:>9} {:>14}", "access", "get (incl. timer)", "p50 ns", "p99 ns", "p999 ns", "gets/s");
+    println!(
+        "{:<8} {:<22} {:>9} {:>9} {:>9} {:>14}",
+        "access", "get (incl. timer)", "p50 ns", "p99 ns", "p999 ns", "gets/s"
+    );
     for (dist, v) in summary {
-        println!("{:<8} {:<22} {:>9} {:>9} {:>9} {:>14.0}", dist, "L0 (strata)", u(&v["get_p50_ns"]), u(&v["get_p99_ns"]), u(&v["get_p999_ns"]), f(&v["gets_per_s"]));
-        println!("{:<8} {:<22} {:>9} {:>9} {:>9} {:>14.0}", "", "floor (shared array)", u(&v["floor_p50_ns"]), u(&v["floor_p99_ns"]), "", f(&v["floor_gets_per_s"]));
-        println!("{:<8} {:<22} {:>9} {:>9} {:>9} {:>14.0}", "", "HashMap (per process)", u(&v["hashmap_p50_ns"]), u(&v["hashmap_p99_ns"]), "", f(&v["hashmap_gets_per_s"]));
+        println!(
+            "{:<8} {:<22} {:>9} {:>9} {:>9} {:>14.0}",
+            dist,
+            "L0 (strata)",
+            u(&v["get_p50_ns"]),
+            u(&v["get_p99_ns"]),
+            u(&v["get_p999_ns"]),
+            f(&v["gets_per_s"])
+        );
+        println!(
+            "{:<8} {:<22} {:>9} {:>9} {:>9} {:>14.0}",
+            "",
+            "floor (shared array)",
+            u(&v["floor_p50_ns"]),
+            u(&v["floor_p99_ns"]),
+            "",
+            f(&v["floor_gets_per_s"])
+        );
+        println!(
+            "{:<8} {:<22} {:>9} {:>9} {:>9} {:>14.0}",
+            "",
+            "HashMap (per process)",
+            u(&v["hashmap_p50_ns"]),
+            u(&v["hashmap_p99_ns"]),
+            "",
+            f(&v["hashmap_gets_per_s"])
+        );
         println!(
             "{:<8} L0 p50 = {:.2}x the floor, {:.2}x the HashMap; torn reads {}",
             "",
@@ -350,7 +401,11 @@ fn print_report(top: &Value, summary: &[(&str, Value)], readers: u64, args: &Ben
         f(&sc["gets_per_s_n_readers"]),
         f(&sc["ratio"])
     );
-    println!("writer   {:.0} puts/s of {} B values, alone and unthrottled", f(&top["puts_per_s"]), args.value_bytes);
+    println!(
+        "writer   {:.0} puts/s of {} B values, alone and unthrottled",
+        f(&top["puts_per_s"]),
+        args.value_bytes
+    );
     println!(
         "memory   L0 readers together: {} shared, {} private; HashMap readers: {} private",
         format_size(top["reader_shared_kb"].as_u64().unwrap_or(0) * 1024),

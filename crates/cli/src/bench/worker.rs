@@ -31,7 +31,11 @@ fn memory_kb() -> (u64, u64) {
 
 /// Times `op` over the pattern until the deadline. `op` returns whether
 /// the value checked out (None: not found).
-fn timed(pattern: &[u64], seconds: f64, mut op: impl FnMut(u64) -> Option<bool>) -> (Hist, u64, u64, u64, f64) {
+fn timed(
+    pattern: &[u64],
+    seconds: f64,
+    mut op: impl FnMut(u64) -> Option<bool>,
+) -> (Hist, u64, u64, u64, f64) {
     let mut hist = Hist::new();
     let (mut ops, mut bad, mut missing) = (0u64, 0u64, 0u64);
     // A warm-up pass over part of the pattern, untimed.

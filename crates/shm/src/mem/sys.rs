@@ -138,14 +138,17 @@ pub fn fork_generation() -> u64 {
 /// the table is full, in which case the caller must not rely on it.
 pub fn track_fd(fd: RawFd) -> bool {
     fork_generation();
-    TRACKED_FDS
-        .iter()
-        .any(|s| s.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed).is_ok())
+    TRACKED_FDS.iter().any(|s| {
+        s.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    })
 }
 
 pub fn untrack_fd(fd: RawFd) {
     for s in TRACKED_FDS.iter() {
-        if s.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        if s.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
             return;
         }
     }

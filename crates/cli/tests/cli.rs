@@ -1,0 +1,153 @@
+//! The `strata` binary, run as a user would: every command, its exit code
+//! and its output.
+
+use std::process::{Command, Output};
+
+struct Env {
+    dir: std::path::PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir =
+            std::path::PathBuf::from(format!("/dev/shm/strata-cli-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Env { dir }
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(args)
+            .env_remove("STRATA_NAME")
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn the_whole_life_of_a_segment() {
+    let e = Env::new();
+    let o = e.run(&["init", "--name", "t", "--memory", "16MiB"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("created"));
+    let o = e.run(&["init", "--name", "t", "--memory", "16MiB"]);
+    assert!(text(&o).contains("attached"), "{}", text(&o));
+    assert!(e
+        .run(&["set", "hello", "world", "-n", "t"])
+        .status
+        .success());
+    let o = e.run(&["get", "hello", "-n", "t"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "world\n");
+    assert_eq!(e.run(&["get", "nope", "-n", "t"]).status.code(), Some(1));
+    let o = e.run(&["status", "-n", "t", "--json", "--check"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["entries"], 1);
+    assert_eq!(v["violations"], serde_json::json!([]));
+    let o = e.run(&["status", "-n", "t"]);
+    assert!(text(&o).contains("entries   1"), "{}", text(&o));
+    assert_eq!(e.run(&["del", "hello", "-n", "t"]).status.code(), Some(0));
+    assert_eq!(e.run(&["del", "hello", "-n", "t"]).status.code(), Some(1));
+    assert!(e
+        .run(&["set", "t1", "v", "--ttl", "0.001", "-n", "t"])
+        .status
+        .success());
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    assert_eq!(
+        e.run(&["get", "t1", "-n", "t"]).status.code(),
+        Some(1),
+        "expired"
+    );
+    assert!(e.run(&["drop", "-n", "t"]).status.success());
+    assert_eq!(e.run(&["drop", "-n", "t"]).status.code(), Some(1));
+}
+
+#[test]
+fn errors_are_clear() {
+    let e = Env::new();
+    let o = e.run(&["get", "k", "-n", "missing"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o).contains("does not exist"), "{}", text(&o));
+    let o = e.run(&["init", "-n", "bad/name"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o).contains("invalid segment name"), "{}", text(&o));
+    let o = e.run(&["init", "-n", "x", "--memory", "lots"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o).contains("invalid size"), "{}", text(&o));
+    assert!(e
+        .run(&["init", "-n", "x", "--memory", "8MiB"])
+        .status
+        .success());
+    let o = e.run(&["set", "k", "v", "--ttl", "-1", "-n", "x"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert_eq!(e.run(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn every_command_has_help() {
+    let e = Env::new();
+    for cmd in ["init", "drop", "set", "get", "del", "status", "bench"] {
+        let o = e.run(&[cmd, "--help"]);
+        assert!(o.status.success(), "{cmd} --help");
+        assert!(text(&o).contains("Usage"), "{cmd}: {}", text(&o));
+    }
+}
+
+#[test]
+fn bench_json_has_the_promised_keys() {
+    let e = Env::new();
+    let o = e.run(&[
+        "bench",
+        "--keys",
+        "2000",
+        "--seconds",
+        "0.05",
+        "--readers",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for k in [
+        "get_p50_ns",
+        "get_p99_ns",
+        "get_p999_ns",
+        "floor_p50_ns",
+        "hashmap_p50_ns",
+        "ratio_floor",
+        "ratio_hashmap",
+        "gets_per_s",
+        "puts_per_s",
+        "torn_reads",
+        "readers",
+        "keys",
+        "value_bytes",
+    ] {
+        assert!(!v[k].is_null(), "missing {k} in {v}");
+        assert!(
+            !v["uniform"][k].is_null()
+                || ["puts_per_s", "readers", "keys", "value_bytes"].contains(&k),
+            "uniform.{k}"
+        );
+    }
+    assert_eq!(v["torn_reads"], 0);
+    assert_eq!(v["keys"], 2000);
+    // It cleaned up after itself.
+    assert_eq!(std::fs::read_dir(&e.dir).unwrap().count(), 0);
+}

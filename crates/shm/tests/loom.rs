@@ -1,0 +1,284 @@
+//! Model checks of the concurrent protocols with loom, running the real
+//! protocol code (epochs, slots, pins, the shard lock, publication) over a
+//! loom-backed implementation of the memory trait.
+
+use loom::sync::atomic::{fence, AtomicU64};
+use loom::sync::Arc;
+use loom::thread;
+use std::sync::atomic::Ordering::{self, Acquire, Relaxed, Release};
+use std::time::Duration;
+use strata_shm::epoch::Epochs;
+use strata_shm::liveness::Liveness;
+use strata_shm::lock::{Acquired, ShardLock};
+use strata_shm::mem::Words;
+use strata_shm::pins::PinPages;
+use strata_shm::slots::Slots;
+
+#[derive(Clone)]
+struct LoomWords(Arc<Vec<AtomicU64>>);
+
+impl LoomWords {
+    fn new(words: usize) -> Self {
+        LoomWords(Arc::new((0..words).map(|_| AtomicU64::new(0)).collect()))
+    }
+    fn w(&self, off: u64) -> &AtomicU64 {
+        &self.0[(off / 8) as usize]
+    }
+}
+
+impl Words for LoomWords {
+    fn load(&self, off: u64, o: Ordering) -> u64 {
+        self.w(off).load(o)
+    }
+    fn store(&self, off: u64, v: u64, o: Ordering) {
+        self.w(off).store(v, o)
+    }
+    fn compare_exchange(&self, off: u64, c: u64, n: u64) -> Result<u64, u64> {
+        self.w(off)
+            .compare_exchange(c, n, Ordering::SeqCst, Ordering::SeqCst)
+    }
+    fn fetch_add(&self, off: u64, v: u64, o: Ordering) -> u64 {
+        self.w(off).fetch_add(v, o)
+    }
+    fn fence(&self, o: Ordering) {
+        fence(o)
+    }
+    fn spin(&self) {
+        thread::yield_now()
+    }
+    fn wait(&self, _off: u64, _e: u32, _t: Duration) {
+        thread::yield_now()
+    }
+    fn wake_all(&self, _off: u64) {}
+}
+
+/// Kernel byte locks, modelled: each byte holds its owner's id (0 = free).
+#[derive(Clone)]
+struct LoomLocks {
+    table: Arc<Vec<AtomicU64>>,
+    me: u64,
+}
+
+impl LoomLocks {
+    fn table(bytes: usize) -> Arc<Vec<AtomicU64>> {
+        Arc::new((0..bytes).map(|_| AtomicU64::new(0)).collect())
+    }
+    fn idx(byte: u64) -> usize {
+        (byte & 0xFF) as usize
+    }
+}
+
+impl Liveness for LoomLocks {
+    fn try_lock(&self, byte: u64) -> bool {
+        let l = &self.table[Self::idx(byte)];
+        match l.compare_exchange(0, self.me, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => true,
+            Err(cur) => cur == self.me,
+        }
+    }
+    fn unlock(&self, byte: u64) {
+        let _ = self.table[Self::idx(byte)].compare_exchange(
+            self.me,
+            0,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+    fn held_by_other(&self, byte: u64) -> bool {
+        let v = self.table[Self::idx(byte)].load(Ordering::SeqCst);
+        v != 0 && v != self.me
+    }
+}
+
+// A small shared layout: global epoch, two slots' epoch words, the slot
+// high-water mark, an index word, a "freed" flag per block, a pin entry.
+const GLOBAL: u64 = 0;
+const SLOT0: u64 = 8;
+const HIGH: u64 = 24;
+const INDEX: u64 = 32;
+const FREED: u64 = 40; // + 8 * block
+const PIN: u64 = 64;
+
+fn epochs() -> Epochs {
+    Epochs {
+        global: GLOBAL,
+        first_slot_epoch: SLOT0,
+        slot_stride: 8,
+        high_water: HIGH,
+    }
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(f);
+}
+
+/// Pin vs retire vs advance: a block a pinned reader found is never freed
+/// before it unpins.
+#[test]
+fn pin_retire_advance() {
+    model(|| {
+        let w = LoomWords::new(16);
+        w.store(HIGH, 2, Relaxed);
+        w.store(INDEX, 1, Relaxed);
+        let e = epochs();
+        let r = w.clone();
+        let reader = thread::spawn(move || {
+            e.pin(&r, 0);
+            let block = r.load(INDEX, Acquire);
+            assert_eq!(r.load(FREED + 8 * block, Acquire), 0, "read a freed block");
+            e.unpin(&r, 0);
+        });
+        // Writer: unlink block 1 (publish block 2), retire, try to free.
+        w.store(INDEX, 2, Release);
+        let retired = e.retire_epoch(&w, 1);
+        for _ in 0..3 {
+            let _ = e.try_advance(&w);
+        }
+        if e.is_safe(e.current(&w), retired) {
+            w.store(FREED + 8, 1, Release);
+        }
+        reader.join().unwrap();
+    });
+}
+
+/// Pin publish vs the reclaim scan: a block named by a pin entry published
+/// inside the epoch is never freed, even after the reader unpins.
+#[test]
+fn pin_publish_vs_reclaim_scan() {
+    model(|| {
+        let w = LoomWords::new(16);
+        w.store(HIGH, 2, Relaxed);
+        w.store(INDEX, 1, Relaxed);
+        let e = epochs();
+        let pins = PinPages {
+            first: PIN - 16,
+            count: 0,
+            high_water: HIGH,
+            generation: HIGH,
+        };
+        let r = w.clone();
+        let reader = thread::spawn(move || {
+            e.pin(&r, 0);
+            let block = r.load(INDEX, Acquire);
+            pins.publish(&r, PIN, block);
+            e.unpin(&r, 0);
+            assert_eq!(
+                r.load(FREED + 8 * block, Acquire),
+                0,
+                "a pinned block was freed"
+            );
+            pins.clear(&r, PIN);
+        });
+        w.store(INDEX, 2, Release);
+        let retired = e.retire_epoch(&w, 1);
+        for _ in 0..3 {
+            let _ = e.try_advance(&w);
+        }
+        if e.is_safe(e.current(&w), retired) && w.load(PIN, Ordering::SeqCst) != 1 {
+            w.store(FREED + 8, 1, Release);
+        }
+        reader.join().unwrap();
+    });
+}
+
+fn slots() -> Slots {
+    Slots {
+        first: 0,
+        stride: 64,
+        count: 1,
+        generation: 64,
+        high_water: 72,
+        folded_hits: 80,
+        folded_misses: 88,
+    }
+}
+
+/// Claim vs reap: a slot claimed while a reaper looks at its dead previous
+/// owner keeps its new owner.
+#[test]
+fn claim_vs_reap() {
+    model(|| {
+        let w = LoomWords::new(16);
+        let locks = LoomLocks::table(4);
+        let s = slots();
+        // A process claimed slot 0 and died: its kernel lock is gone.
+        let dead = LoomLocks {
+            table: locks.clone(),
+            me: 1,
+        };
+        let (_, _) = s.claim(&w, &dead, 10).unwrap();
+        dead.unlock(strata_shm::layout::SLOT_LOCK_BASE);
+        let (w2, l2) = (w.clone(), locks.clone());
+        let claimer = thread::spawn(move || s.claim(&w2, &LoomLocks { table: l2, me: 2 }, 20));
+        let reaper = LoomLocks {
+            table: locks,
+            me: 3,
+        };
+        s.reap(&w, &reaper, 0, u64::MAX);
+        if let Some((idx, token)) = claimer.join().unwrap() {
+            assert_eq!(idx, 0);
+            assert_eq!(
+                w.load(s.off(0), Acquire),
+                token,
+                "the reaper clobbered a live claim"
+            );
+        }
+    });
+}
+
+/// Lock takeover vs a late unlock: the old owner's unlock never releases
+/// the lock of whoever took it over.
+#[test]
+fn lock_takeover_vs_late_unlock() {
+    model(|| {
+        let w = LoomWords::new(8);
+        let lock = ShardLock {
+            word: 0,
+            seq: 8,
+            waiters: 16,
+            spins: 1,
+        };
+        let (old, new) = ((1 << 16) | 1, (2 << 16) | 2);
+        assert_eq!(lock.lock(&w, old, |_| true), Acquired::Clean);
+        let w2 = w.clone();
+        // The old owner is judged dead (its slot was reaped) but still runs.
+        let late = thread::spawn(move || lock.unlock(&w2, old));
+        let got = lock.lock(&w, new, |t| t != old);
+        let _ = late.join().unwrap();
+        assert!(matches!(got, Acquired::Clean | Acquired::FromDead(_)));
+        assert_eq!(
+            lock.holder(&w),
+            new,
+            "a late unlock released the new owner's lock"
+        );
+    });
+}
+
+/// Put vs get on one index slot: a reader that sees the published word
+/// sees the sealed block and all of its bytes.
+#[test]
+fn put_vs_get_on_one_slot() {
+    model(|| {
+        let w = LoomWords::new(8);
+        let (state, data0, data1) = (8, 16, 24);
+        let r = w.clone();
+        let reader = thread::spawn(move || {
+            let word = r.load(INDEX, Acquire);
+            if word != 0 {
+                assert_eq!(r.load(state, Acquire), 2, "published before sealed");
+                assert_eq!(
+                    (r.load(data0, Relaxed), r.load(data1, Relaxed)),
+                    (7, 9),
+                    "torn"
+                );
+            }
+        });
+        w.store(data0, 7, Relaxed);
+        w.store(data1, 9, Relaxed);
+        w.store(state, 2, Release); // sealed
+        w.store(INDEX, 1, Release); // the commit point
+        reader.join().unwrap();
+    });
+}

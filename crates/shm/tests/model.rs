@@ -1,0 +1,104 @@
+//! Random sequences of operations against a plain HashMap model, with a
+//! manual clock for TTLs. After every sequence the fsck must be clean.
+
+mod common;
+use common::{ShmDir, MIB};
+use proptest::prelude::*;
+use std::collections::HashMap;
+use std::time::Duration;
+use strata_shm::{Clock, PutOptions, Segment};
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put {
+        key: u8,
+        len: usize,
+        fill: u8,
+        ttl: Option<u64>,
+    },
+    Get(u8),
+    Delete(u8),
+    Expire(u8, u64),
+    Persist(u8),
+    Tick(u64),
+    Maintain,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..24, prop_oneof![0usize..100, 100usize..5000, Just(1 << 20), Just((1 << 20) + 100)], any::<u8>(), proptest::option::of(1u64..40))
+            .prop_map(|(key, len, fill, ttl)| Op::Put { key, len, fill, ttl }),
+        4 => (0u8..24).prop_map(Op::Get),
+        1 => (0u8..24).prop_map(Op::Delete),
+        1 => (0u8..24, 1u64..40).prop_map(|(k, t)| Op::Expire(k, t)),
+        1 => (0u8..24).prop_map(Op::Persist),
+        2 => (0u64..30).prop_map(Op::Tick),
+        1 => Just(Op::Maintain),
+    ]
+}
+
+struct Model {
+    now: u64,
+    map: HashMap<u8, (Vec<u8>, Option<u64>)>,
+}
+
+impl Model {
+    fn live(&self, k: u8) -> Option<&(Vec<u8>, Option<u64>)> {
+        self.map
+            .get(&k)
+            .filter(|(_, exp)| exp.is_none_or(|e| e > self.now))
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn behaves_like_a_hashmap(ops in proptest::collection::vec(op(), 1..120)) {
+        let dir = ShmDir::new("model");
+        let clock = Clock::manual(1_000_000);
+        let seg = Segment::create("m", &dir.opts(64 * MIB).clock(clock.clone())).unwrap();
+        let mut m = Model { now: 1_000_000, map: HashMap::new() };
+        for op in ops {
+            let key = |k: u8| format!("key-{k}").into_bytes();
+            match op {
+                Op::Put { key: k, len, fill, ttl } => {
+                    let v = vec![fill; len];
+                    let mut o = PutOptions::default();
+                    if let Some(t) = ttl { o = o.ttl(Duration::from_millis(t)); }
+                    seg.put(&key(k), &v, &o).unwrap();
+                    m.map.insert(k, (v, ttl.map(|t| m.now + t)));
+                }
+                Op::Get(k) => {
+                    let got = seg.get(&key(k)).unwrap().map(|g| g.to_vec());
+                    prop_assert_eq!(got.as_ref(), m.live(k).map(|(v, _)| v));
+                }
+                Op::Delete(k) => {
+                    let existed = seg.delete(&key(k)).unwrap();
+                    prop_assert_eq!(existed, m.live(k).is_some());
+                    m.map.remove(&k);
+                }
+                Op::Expire(k, t) => {
+                    let ok = seg.expire(&key(k), Duration::from_millis(t)).unwrap();
+                    prop_assert_eq!(ok, m.live(k).is_some());
+                    if ok { m.map.get_mut(&k).unwrap().1 = Some(m.now + t); } else { m.map.remove(&k); }
+                }
+                Op::Persist(k) => {
+                    let ok = seg.persist(&key(k)).unwrap();
+                    prop_assert_eq!(ok, m.live(k).is_some());
+                    if ok { m.map.get_mut(&k).unwrap().1 = None; } else { m.map.remove(&k); }
+                }
+                Op::Tick(ms) => { clock.advance(ms); m.now += ms; }
+                Op::Maintain => { seg.maintain().unwrap(); }
+            }
+        }
+        let mut keys: Vec<Vec<u8>> = seg.keys().collect();
+        keys.sort();
+        let mut want: Vec<Vec<u8>> = m.map.keys().filter(|&&k| m.live(k).is_some()).map(|k| format!("key-{k}").into_bytes()).collect();
+        want.sort();
+        prop_assert_eq!(keys, want);
+        seg.maintain().unwrap();
+        let rep = seg.check().unwrap();
+        prop_assert!(rep.is_clean(), "{:?}", rep.violations);
+    }
+}

@@ -1,0 +1,249 @@
+//! Real processes sharing one segment: no torn reads while a writer flips
+//! a large value, and recovery from `kill -9` at random points and at
+//! named failpoints.
+
+mod common;
+use common::*;
+use std::io::Read;
+use std::time::{Duration, Instant};
+use strata_shm::{PutOptions, Segment, SegmentOptions};
+
+fn opts(dir: &str) -> SegmentOptions {
+    SegmentOptions::default().dir(dir)
+}
+
+fn until(secs: u64) -> Instant {
+    Instant::now() + Duration::from_secs(secs)
+}
+
+/// Entry point of every child process; a no-op in a normal test run.
+#[test]
+fn child_entry() {
+    let Some(role) = role() else { return };
+    let dir = std::env::var("SEG_DIR").unwrap();
+    let seg = Segment::open("s", &opts(&dir)).unwrap();
+    let secs = env_u64("SECS", 2);
+    let seed = env_u64("SEED", 1);
+    let keys = env_u64("KEYS", 64);
+    let no = PutOptions::default();
+    match role.as_str() {
+        "flipper" => {
+            let (a, b) = (vec![0xAAu8; 1 << 20], vec![0x55u8; 1 << 20]);
+            let end = until(secs);
+            let mut n = 0u64;
+            while Instant::now() < end {
+                seg.put(b"big", if n % 2 == 0 { &b } else { &a }, &no)
+                    .unwrap();
+                n += 1;
+            }
+            println!("\nRESULT {n}");
+        }
+        "uniform_reader" => {
+            let end = until(secs);
+            let (mut reads, mut mixed) = (0u64, 0u64);
+            while Instant::now() < end {
+                if let Some(g) = seg.get(b"big").unwrap() {
+                    let first = g[0];
+                    if g.len() != 1 << 20 || g.iter().any(|&x| x != first) {
+                        mixed += 1;
+                    }
+                    reads += 1;
+                }
+                if let Some(v) = seg.get_view(b"big").unwrap() {
+                    let first = v[0];
+                    if v.iter().any(|&x| x != first) {
+                        mixed += 1;
+                    }
+                    reads += 1;
+                }
+            }
+            println!("\nRESULT {reads} {mixed}");
+        }
+        "chaos" => {
+            // Writes, reads and views at random until killed (or done).
+            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut rnd = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mut views = Vec::new();
+            let mut bad = 0u64;
+            let end = until(secs);
+            let mut version = seed << 32;
+            while Instant::now() < end {
+                let k = rnd() % keys;
+                let key = format!("k{k}");
+                match rnd() % 8 {
+                    0..=2 => {
+                        version += 1;
+                        let len = [24usize, 200, 5000, 70_000, 1_500_000][(rnd() % 5) as usize];
+                        seg.put(key.as_bytes(), &make_value(k, version, len), &no)
+                            .unwrap();
+                    }
+                    3 => {
+                        seg.delete(key.as_bytes()).unwrap();
+                    }
+                    4 => {
+                        if let Some(v) = seg.get_view(key.as_bytes()).unwrap() {
+                            views.push((k, v));
+                        }
+                        if views.len() > 8 {
+                            views.remove(0);
+                        }
+                    }
+                    _ => {
+                        if let Some(g) = seg.get(key.as_bytes()).unwrap() {
+                            bad += u64::from(!verify_value(&g, k));
+                        }
+                    }
+                }
+                for (k, v) in &views {
+                    bad += u64::from(!verify_value(v, *k));
+                }
+            }
+            println!("\nRESULT {bad}");
+        }
+        other => panic!("unknown role {other}"),
+    }
+    std::process::exit(0);
+}
+
+fn output(mut c: std::process::Child) -> (String, std::process::ExitStatus) {
+    let mut s = String::new();
+    c.stdout.take().unwrap().read_to_string(&mut s).unwrap();
+    let status = c.wait().unwrap();
+    let line = s
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or("")
+        .to_string();
+    (line, status)
+}
+
+#[test]
+fn no_torn_reads_across_processes() {
+    let dir = ShmDir::new("torn");
+    let seg = dir.create("s", 64 * MIB);
+    seg.put(b"big", &vec![0xAAu8; 1 << 20], &PutOptions::default())
+        .unwrap();
+    let env = vec![
+        ("SEG_DIR", dir.path.display().to_string()),
+        ("SECS", env_u64("STRATA_TORN_SECONDS", 3).to_string()),
+    ];
+    let writer = spawn_role("flipper", &env);
+    let readers: Vec<_> = (0..2).map(|_| spawn_role("uniform_reader", &env)).collect();
+    let mut total = 0;
+    for r in readers {
+        let (line, status) = output(r);
+        assert!(status.success(), "reader failed: {status}");
+        let mut it = line.split_whitespace().map(|x| x.parse::<u64>().unwrap());
+        let (reads, mixed) = (it.next().unwrap(), it.next().unwrap());
+        assert_eq!(mixed, 0, "a reader saw a mixed value");
+        total += reads;
+    }
+    let (flips, status) = output(writer);
+    assert!(status.success());
+    assert!(
+        total > 0 && flips.parse::<u64>().unwrap() > 10,
+        "reads {total}, flips {flips}"
+    );
+    seg.maintain().unwrap();
+    let rep = seg.check().unwrap();
+    assert!(rep.is_clean(), "{:?}", rep.violations);
+    let st = seg.stats().unwrap();
+    assert_eq!(st.limbo_bytes, 0, "{st:?}");
+}
+
+fn kill9(c: &mut std::process::Child) {
+    // Child::kill sends SIGKILL.
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+#[test]
+fn kill_dash_nine_anywhere_costs_nothing_lasting() {
+    let dir = ShmDir::new("chaos");
+    let seg = dir.create("s", 64 * MIB);
+    let secs = env_u64("STRATA_CHAOS_SECONDS", 6);
+    let base_env = |seed: u64, secs: u64| {
+        vec![
+            ("SEG_DIR", dir.path.display().to_string()),
+            ("SECS", secs.to_string()),
+            ("SEED", seed.to_string()),
+        ]
+    };
+    // Survivors verify every value they read from start to end.
+    let survivors: Vec<_> = (0..2)
+        .map(|i| spawn_role("chaos", &base_env(1000 + i, secs + 1)))
+        .collect();
+    let end = until(secs);
+    let mut seed = 1u64;
+    let mut killed = 0;
+    let points = [
+        "after_alloc",
+        "mid_copy",
+        "after_publish",
+        "holding_lock",
+        "holding_pin",
+    ];
+    while Instant::now() < end {
+        seed += 1;
+        // A victim killed from outside at a random moment...
+        let mut victim = spawn_role("chaos", &base_env(seed, 30));
+        std::thread::sleep(Duration::from_millis(20 + seed * 37 % 150));
+        kill9(&mut victim);
+        killed += 1;
+        // ...and one that kills itself at a named failpoint.
+        let mut env = base_env(seed + 10_000, 30);
+        env.push((
+            "STRATA_FAILPOINT",
+            points[(seed as usize) % points.len()].to_string(),
+        ));
+        env.push(("STRATA_FAILPOINT_SKIP", (seed * 7 % 40).to_string()));
+        let mut fp = spawn_role("chaos", &env);
+        let t = Instant::now();
+        while fp.try_wait().unwrap().is_none() && t.elapsed() < Duration::from_millis(400) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        kill9(&mut fp);
+        killed += 1;
+    }
+    for s in survivors {
+        let (line, status) = output(s);
+        assert!(status.success(), "a surviving process failed: {status}");
+        assert_eq!(line.trim(), "0", "a surviving process read a bad value");
+    }
+    assert!(killed >= 4);
+    let rep = seg.maintain().unwrap();
+    let st = seg.stats().unwrap();
+    let check = seg.check().unwrap();
+    assert!(check.is_clean(), "{:?}", check.violations);
+    // Every dead slot reaped: only this thread's slot remains.
+    assert_eq!(st.reader_slots_attached, 1, "{st:?} {rep:?}");
+    assert_eq!(st.reader_slots_live, 1);
+    assert_eq!(st.pinned_bytes, 0, "{st:?}");
+    // No lock held by anyone.
+    let again = seg.maintain().unwrap();
+    assert_eq!(again.recovered_shards, 0);
+    // No leak: what is allocated is exactly what is linked or in limbo.
+    assert_eq!(
+        st.capacity_bytes - st.free_bytes,
+        st.used_bytes + st.limbo_bytes,
+        "{st:?}"
+    );
+    // Delete everything: the arena must come back whole.
+    let keys: Vec<_> = seg.keys().collect();
+    for k in keys {
+        seg.delete(&k).unwrap();
+    }
+    seg.maintain().unwrap();
+    let st = seg.stats().unwrap();
+    assert_eq!(st.free_bytes, st.capacity_bytes, "{st:?}");
+    eprintln!(
+        "chaos: {killed} processes killed, {} shard repairs",
+        st.repairs
+    );
+}
