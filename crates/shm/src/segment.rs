@@ -81,6 +81,27 @@ pub fn segment_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("strata.{name}"))
 }
 
+/// The header fields that restate the layout: written at creation, and
+/// required to match the recomputed layout on attach.
+fn layout_fields(lay: &Layout) -> [(u64, u64); 14] {
+    [
+        (hdr::SHARD_COUNT, lay.shard_count),
+        (hdr::BUCKETS, lay.buckets_per_shard),
+        (hdr::READER_SLOTS, layout::READER_SLOTS),
+        (hdr::PIN_PAGES, layout::PIN_PAGES),
+        (hdr::SKETCH_BLOCKS, lay.sketch_blocks),
+        (hdr::SLAB_COUNT, lay.slab_count),
+        (hdr::OFF_READERS, lay.readers),
+        (hdr::OFF_PINS, lay.pins),
+        (hdr::OFF_SHARDS, lay.shards),
+        (hdr::OFF_INDEX, lay.index),
+        (hdr::OFF_SKETCH, lay.sketch),
+        (hdr::OFF_SLAB_META, lay.slab_meta),
+        (hdr::OFF_BITMAPS, lay.bitmaps),
+        (hdr::OFF_ARENA, lay.arena),
+    ]
+}
+
 fn random_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(NEXT_UID.fetch_add(1, Ordering::Relaxed));
@@ -154,26 +175,12 @@ impl Segment {
             (hdr::INSTANCE, random_u64()),
             (hdr::SEED, seed),
             (hdr::MAX_ENTRIES, max_entries),
-            (hdr::SHARD_COUNT, lay.shard_count),
-            (hdr::BUCKETS, lay.buckets_per_shard),
-            (hdr::READER_SLOTS, layout::READER_SLOTS),
-            (hdr::PIN_PAGES, layout::PIN_PAGES),
-            (hdr::SKETCH_BLOCKS, lay.sketch_blocks),
-            (hdr::SLAB_COUNT, lay.slab_count),
-            (hdr::OFF_READERS, lay.readers),
-            (hdr::OFF_PINS, lay.pins),
-            (hdr::OFF_SHARDS, lay.shards),
-            (hdr::OFF_INDEX, lay.index),
-            (hdr::OFF_SKETCH, lay.sketch),
-            (hdr::OFF_SLAB_META, lay.slab_meta),
-            (hdr::OFF_BITMAPS, lay.bitmaps),
-            (hdr::OFF_ARENA, lay.arena),
             (hdr::CREATED_MS, sys::coarse_now_ms()),
             (hdr::MAGIC, MAGIC),
         ];
         // The file is fresh from tmpfs and reads as zeros, which is the
         // initial state of every other field and section.
-        for (off, v) in fields {
+        for (off, v) in layout_fields(&lay).into_iter().chain(fields) {
             region.store(off, v, Ordering::Relaxed);
         }
         region.store(hdr::STATE, state::READY, Ordering::Release);
@@ -309,23 +316,7 @@ impl Segment {
             )));
         }
         let lay = Layout::compute(region_size, get(hdr::MAX_ENTRIES)).map_err(corrupt)?;
-        let expected = [
-            (hdr::SHARD_COUNT, lay.shard_count),
-            (hdr::BUCKETS, lay.buckets_per_shard),
-            (hdr::READER_SLOTS, layout::READER_SLOTS),
-            (hdr::PIN_PAGES, layout::PIN_PAGES),
-            (hdr::SKETCH_BLOCKS, lay.sketch_blocks),
-            (hdr::SLAB_COUNT, lay.slab_count),
-            (hdr::OFF_READERS, lay.readers),
-            (hdr::OFF_PINS, lay.pins),
-            (hdr::OFF_SHARDS, lay.shards),
-            (hdr::OFF_INDEX, lay.index),
-            (hdr::OFF_SKETCH, lay.sketch),
-            (hdr::OFF_SLAB_META, lay.slab_meta),
-            (hdr::OFF_BITMAPS, lay.bitmaps),
-            (hdr::OFF_ARENA, lay.arena),
-        ];
-        for (off, want) in expected {
+        for (off, want) in layout_fields(&lay) {
             let got = get(off);
             if got != want {
                 return Err(corrupt(format!(
