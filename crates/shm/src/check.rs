@@ -8,7 +8,7 @@ use crate::alloc::{
 use crate::block::{self, Header};
 use crate::classes;
 use crate::error::Result;
-use crate::layout::{shard, slab, SLOTS_PER_BUCKET};
+use crate::layout::{shard, slab};
 use crate::local;
 use crate::mem::Words;
 use crate::segment::Segment;
@@ -53,26 +53,23 @@ impl Segment {
             let mut linked = HashSet::new();
             let mut keys = HashSet::new();
             let mut bytes = 0;
-            for b in 0..l.buckets_per_shard {
-                let line = l.bucket_off(sh, b);
-                for i in 0..SLOTS_PER_BUCKET {
-                    let w = r.load(line + i * 8, Acquire);
-                    if w == 0 {
-                        continue;
-                    }
-                    match inner.linked_block(sh, b, w) {
-                        None => bad(format!(
-                            "shard {sh} bucket {b} slot {i}: word {w:#x} is not a valid link"
-                        )),
-                        Some(h) => {
-                            if !linked.insert(h.off) {
-                                bad(format!("block {:#x} linked twice", h.off));
-                            }
-                            if !keys.insert(h.key(r).to_vec()) {
-                                bad(format!("shard {sh}: a key occupies two slots"));
-                            }
-                            bytes += h.size;
+            for (b, slot) in l.shard_slots(sh) {
+                let w = r.load(slot, Acquire);
+                if w == 0 {
+                    continue;
+                }
+                match inner.linked_block(sh, b, w) {
+                    None => bad(format!(
+                        "shard {sh} bucket {b} (slot at {slot:#x}): word {w:#x} is not a valid link"
+                    )),
+                    Some(h) => {
+                        if !linked.insert(h.off) {
+                            bad(format!("block {:#x} linked twice", h.off));
                         }
+                        if !keys.insert(h.key(r).to_vec()) {
+                            bad(format!("shard {sh}: a key occupies two slots"));
+                        }
+                        bytes += h.size;
                     }
                 }
             }

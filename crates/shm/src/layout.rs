@@ -25,6 +25,10 @@ pub const LIMBO_ENTRY: u64 = 16;
 pub const LIMBO_CAPACITY: u64 = (SHARD_HEADER_SIZE - LIMBO_OFFSET) / LIMBO_ENTRY;
 pub const BUCKET_SIZE: u64 = 64;
 pub const SLOTS_PER_BUCKET: u64 = 8;
+const _: () = assert!(
+    BUCKET_SIZE == SLOTS_PER_BUCKET * 8,
+    "a bucket is one cache line of slot words"
+);
 pub const SKETCH_BLOCK: u64 = 64;
 pub const SLAB_META_SIZE: u64 = 64;
 pub const BITMAP_SIZE: u64 = 4 * KIB;
@@ -252,6 +256,14 @@ impl Layout {
     }
     pub fn bucket_off(&self, shard: u64, bucket: u64) -> u64 {
         self.index + (shard * self.buckets_per_shard + bucket) * BUCKET_SIZE
+    }
+    /// Every index slot of a shard, as (bucket, slot offset).
+    pub fn shard_slots(&self, shard: u64) -> impl Iterator<Item = (u64, u64)> {
+        let l = *self;
+        (0..l.buckets_per_shard).flat_map(move |b| {
+            let line = l.bucket_off(shard, b);
+            (0..SLOTS_PER_BUCKET).map(move |i| (b, line + i * 8))
+        })
     }
     pub fn slab_meta_off(&self, slab: u64) -> u64 {
         self.slab_meta + slab * SLAB_META_SIZE

@@ -6,8 +6,9 @@ use crate::error::Result;
 use crate::layout::{hdr, shard, SLOTS_PER_BUCKET};
 use crate::local;
 use crate::mem::Words;
+use crate::read::Found;
 use crate::segment::Segment;
-use crate::write::{Found, Removal};
+use crate::write::Removal;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
 /// What one `maintain` pass did.

@@ -72,7 +72,10 @@ impl PinLocal {
                     .map(|e| inner.pin_pages.entry_off(page, e)),
             );
         }
-        let entry = self.free.pop().unwrap_or_default();
+        let entry = self
+            .free
+            .pop()
+            .ok_or_else(|| Error::Full("no free pin entry".into()))?;
         Ok((entry, self.fork_gen))
     }
 

@@ -4,7 +4,7 @@
 use crate::block::{self, Header};
 use crate::error::Result;
 use crate::hash::{slot_block, slot_tag, KeyHash};
-use crate::layout::{slot, BUCKET_SIZE, SLOTS_PER_BUCKET};
+use crate::layout::{slot, SLOTS_PER_BUCKET};
 use crate::local::{self, ThreadSlot};
 use crate::mem::Words;
 use crate::segment::{Inner, Segment};
@@ -60,9 +60,22 @@ impl Inner {
         found
     }
 
-    /// The index probe alone, with no bookkeeping.
+    /// A live, unexpired entry, with no bookkeeping.
     #[inline(always)]
     pub(crate) fn probe(&self, h: KeyHash, key: &[u8]) -> Option<Header> {
+        let f = self.locate(h, key)?;
+        let exp = f.hdr.expiry(&self.region);
+        if exp != 0 && exp <= self.opts.clock.now_ms() {
+            return None;
+        }
+        Some(f.hdr)
+    }
+
+    /// The key's entry, expired or not: the one index walk that readers
+    /// and writers share. At most two bucket lines, then one header and
+    /// the key bytes for each tag match.
+    #[inline(always)]
+    pub(crate) fn locate(&self, h: KeyHash, key: &[u8]) -> Option<Found> {
         let r = &*self.region;
         let l = &self.layout;
         let shard = h.shard(l);
@@ -70,30 +83,33 @@ impl Inner {
         for b in h.buckets(l) {
             let line = l.bucket_off(shard, b);
             for s in 0..SLOTS_PER_BUCKET {
-                let w = r.load(line + s * 8, Acquire);
-                if w == 0 || slot_tag(w) != tag {
+                let slot = line + s * 8;
+                let word = r.load(slot, Acquire);
+                if word == 0 || slot_tag(word) != tag {
                     continue;
                 }
-                let off = slot_block(w);
+                let off = slot_block(word);
                 if off < l.arena || off >= l.region_size {
                     continue;
                 }
-                let Some(hd) = Header::read(r, off) else {
+                let Some(hdr) = Header::read(r, off) else {
                     continue;
                 };
-                if hd.hash != h.0 || !hd.live() || hd.key(r) != key {
-                    continue;
+                if hdr.hash == h.0 && hdr.live() && hdr.key(r) == key {
+                    return Some(Found { slot, word, hdr });
                 }
-                let exp = hd.expiry(r);
-                if exp != 0 && exp <= self.opts.clock.now_ms() {
-                    return None;
-                }
-                return Some(hd);
             }
         }
-        debug_assert_eq!(BUCKET_SIZE, SLOTS_PER_BUCKET * 8);
         None
     }
+}
+
+/// An index slot, the word it held when read, and the block it names.
+#[derive(Clone, Copy)]
+pub(crate) struct Found {
+    pub slot: u64,
+    pub word: u64,
+    pub hdr: Header,
 }
 
 /// A borrowed value, valid while the guard lives. It holds this thread's
@@ -189,9 +205,7 @@ impl Drop for View {
             return;
         }
         self.inner.pin_pages.clear(&*self.inner.region, self.entry);
-        if let Ok(mut p) = self.inner.pins.lock() {
-            p.give_back(self.entry, self.fork_gen);
-        }
+        self.inner.pins().give_back(self.entry, self.fork_gen);
     }
 }
 
@@ -218,11 +232,7 @@ impl Segment {
         let inner = &*self.inner;
         let ts = local::thread_slot(inner)?;
         let h = KeyHash::new(inner.seed, key);
-        let (entry, fork_gen) = inner
-            .pins
-            .lock()
-            .map_err(|_| crate::Error::Full("pin table poisoned".into()))?
-            .acquire(inner)?;
+        let (entry, fork_gen) = inner.pins().acquire(inner)?;
         inner.enter(&ts);
         let found = inner.lookup(&ts, h, key);
         let view = found.map(|hdr| {
@@ -242,9 +252,7 @@ impl Segment {
         });
         inner.exit(&ts);
         if view.is_none() {
-            if let Ok(mut p) = inner.pins.lock() {
-                p.give_back(entry, fork_gen);
-            }
+            inner.pins().give_back(entry, fork_gen);
         }
         Ok(view)
     }

@@ -9,9 +9,46 @@ use crate::local::ThreadSlot;
 use crate::mem::Words;
 use crate::segment::Inner;
 use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::time::{Duration, Instant};
 
 /// Reclaim opportunistically once this many blocks wait in a limbo.
 pub const RECLAIM_BATCH: u64 = 32;
+
+/// How long a writer waits for readers to leave old epochs (or drop views)
+/// before it reports the space as still in use. Readers hold an epoch only
+/// for a lookup or a short-lived guard, so the wait is usually a few
+/// yields; it is bounded by time, not by a count of attempts.
+const READER_WAIT: Duration = Duration::from_secs(1);
+
+/// The one way a writer waits for readers: yields first, then short sleeps,
+/// until `READER_WAIT` has passed.
+#[derive(Default)]
+pub(crate) struct Backoff {
+    steps: u32,
+    since: Option<Instant>,
+}
+
+impl Backoff {
+    /// Waits a moment. False once the whole wait has run out.
+    pub fn wait(&mut self) -> bool {
+        self.steps += 1;
+        if self.steps <= 64 {
+            std::thread::yield_now();
+            return true;
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= READER_WAIT {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+        true
+    }
+
+    /// Whether it has waited at all (worth reaping dead readers by then).
+    pub fn waited(&self) -> bool {
+        self.steps > 0
+    }
+}
 
 impl Inner {
     fn limbo_entry(&self, shard: u64, i: u64) -> u64 {
@@ -50,19 +87,18 @@ impl Inner {
     /// Makes room for `n` more retirements, reclaiming and waiting briefly
     /// for readers to leave old epochs.
     pub(crate) fn ensure_limbo_room(&self, ts: &ThreadSlot, shard: u64, n: u64) -> Result<()> {
-        for attempt in 0..2000u32 {
+        let mut backoff = Backoff::default();
+        loop {
             if LIMBO_CAPACITY - self.limbo_len(shard) >= n {
                 return Ok(());
             }
-            self.reclaim(ts, shard, attempt > 0);
+            self.reclaim(ts, shard, backoff.waited());
             self.compact_limbo(shard);
             if LIMBO_CAPACITY - self.limbo_len(shard) >= n {
                 return Ok(());
             }
-            if attempt > 100 {
-                std::thread::sleep(std::time::Duration::from_micros(100));
-            } else {
-                std::thread::yield_now();
+            if !backoff.wait() {
+                break;
             }
         }
         Err(Error::Full(format!(

@@ -11,8 +11,7 @@ use crate::alloc::{
 use crate::block::{self, Header};
 use crate::classes;
 use crate::hash::{slot_block, slot_tag, KeyHash};
-use crate::layout::{shard, slab, LIMBO_CAPACITY, LIMBO_ENTRY, LIMBO_OFFSET, SLOTS_PER_BUCKET};
-use crate::local::ThreadSlot;
+use crate::layout::{shard, slab, LIMBO_CAPACITY, LIMBO_ENTRY, LIMBO_OFFSET};
 use crate::mem::Words;
 use crate::segment::Inner;
 use std::collections::{HashMap, HashSet};
@@ -81,49 +80,41 @@ impl Inner {
         runs
     }
 
-    pub(crate) fn repair_shard(&self, _ts: &ThreadSlot, shard_no: u64) {
+    pub(crate) fn repair_shard(&self, shard_no: u64) {
         let r = &*self.region;
         let l = self.layout;
         let base = l.shard_off(shard_no);
         r.fetch_add(base + shard::REPAIRS, 1, Relaxed);
 
-        // 1. The index: drop every word that is not a valid link.
-        let mut linked: HashMap<u64, u64> = HashMap::new();
-        for b in 0..l.buckets_per_shard {
-            let line = l.bucket_off(shard_no, b);
-            for i in 0..SLOTS_PER_BUCKET {
-                let w = r.load(line + i * 8, Acquire);
-                if w == 0 {
-                    continue;
-                }
-                match self.linked_block(shard_no, b, w) {
-                    Some(h) if !linked.contains_key(&h.off) => {
-                        linked.insert(h.off, h.size);
-                    }
-                    _ => r.store(line + i * 8, 0, Release),
-                }
-            }
-        }
-
-        // 2. Broken slab runs: heads whose tails are not all theirs go.
+        // 1. Broken slab runs (a crash mid-claim or mid-free): heads whose
+        //    tails are not all theirs, and tails no valid head covers, go
+        //    back to the pool. Done first, so step 2 sees no link into them.
         let runs = self.valid_runs(shard_no);
         for s in 0..l.slab_count {
             let owner = self.slab_owner(s);
-            if owner_shard(owner) != shard_no {
+            let broken = owner_shard(owner) == shard_no
+                && match owner_kind(owner) {
+                    KIND_HEAD => !runs.contains_key(&s),
+                    KIND_TAIL => !runs.iter().any(|(&h, &k)| s > h && s < h + k),
+                    _ => false,
+                };
+            if broken {
+                r.store(l.slab_meta_off(s) + slab::OWNER, 0, Release);
+            }
+        }
+
+        // 2. The index: drop every word that is not a valid link.
+        let mut linked: HashMap<u64, u64> = HashMap::new();
+        for (b, slot) in l.shard_slots(shard_no) {
+            let w = r.load(slot, Acquire);
+            if w == 0 {
                 continue;
             }
-            let meta = l.slab_meta_off(s) + slab::OWNER;
-            match owner_kind(owner) {
-                KIND_HEAD if !runs.contains_key(&s) && !linked.contains_key(&l.slab_start(s)) => {
-                    r.store(meta, 0, Release);
+            match self.linked_block(shard_no, b, w) {
+                Some(h) if !linked.contains_key(&h.off) => {
+                    linked.insert(h.off, h.size);
                 }
-                KIND_TAIL => {
-                    let covered = runs.iter().any(|(&h, &k)| s > h && s < h + k);
-                    if !covered {
-                        r.store(meta, 0, Release);
-                    }
-                }
-                _ => {}
+                _ => r.store(slot, 0, Release),
             }
         }
 
@@ -186,6 +177,8 @@ impl Inner {
                         limbo.push((off, epoch));
                         in_limbo.insert(off);
                     }
+                    // Limbo full of pinned blocks: left allocated, which
+                    // check() reports as a leak until a later repair.
                     Some(block::SEALED) | Some(block::RETIRED) => {}
                     // Never published (or never even written): free now.
                     _ => orphans_to_free.push(off),
@@ -193,15 +186,6 @@ impl Inner {
             }
         }
         for off in orphans_to_free {
-            if owner_kind(self.slab_owner(l.slab_of(off).unwrap_or(0))) == KIND_HEAD {
-                // A head with its bit clear: make free_block see it as set.
-                let s = l.slab_of(off).unwrap_or(0);
-                r.store(
-                    l.bitmap_off(s),
-                    r.load(l.bitmap_off(s), Relaxed) | 1,
-                    Relaxed,
-                );
-            }
             self.free_block(off);
         }
 

@@ -458,6 +458,12 @@ impl Inner {
         Ok(fd)
     }
 
+    /// This process's pin table. Its operations cannot be left half done by
+    /// a panic, so a poisoned lock is taken as it is.
+    pub fn pins(&self) -> std::sync::MutexGuard<'_, PinLocal> {
+        self.pins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn shard_lock(&self, shard: u64) -> ShardLock {
         let base = self.layout.shard_off(shard);
         ShardLock {
@@ -473,8 +479,6 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.closed.store(true, Ordering::Relaxed);
         local::release_current(self.uid);
-        if let Ok(mut p) = self.pins.lock() {
-            p.release_all(&self.region, &self.pin_pages);
-        }
+        self.pins().release_all(&self.region, &self.pin_pages);
     }
 }

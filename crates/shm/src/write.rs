@@ -6,13 +6,14 @@ use crate::block::{self, Header};
 use crate::classes;
 use crate::error::{Error, Result};
 use crate::failpoint;
-use crate::hash::{slot_block, slot_tag, slot_word, KeyHash};
+use crate::hash::{slot_block, slot_word, KeyHash};
 use crate::layout::{self, shard, BLOCK_HEADER, SLOTS_PER_BUCKET};
 use crate::local::{self, ThreadSlot};
 use crate::lock::Acquired;
 use crate::mem::Words;
 use crate::options::{EvictReason, Evicted, PutOptions, PutOutcome};
-use crate::reclaim::RECLAIM_BATCH;
+use crate::read::Found;
+use crate::reclaim::{Backoff, RECLAIM_BATCH};
 use crate::segment::{Inner, Segment};
 use crate::tag::TypeTag;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -33,19 +34,29 @@ impl Drop for ShardGuard<'_> {
     }
 }
 
-/// An entry found by a writer (expired or not).
-#[derive(Clone, Copy)]
-pub(crate) struct Found {
-    pub slot: u64,
-    pub word: u64,
-    pub hdr: Header,
+/// Where a put lands.
+enum Target {
+    /// An empty slot.
+    Free(u64),
+    /// The key's own entry, replaced atomically at the commit point.
+    Update(Found),
+    /// Another key's entry (or this key's expired one), unlinked just
+    /// before the commit point.
+    Displace(Found, Removal),
+}
+
+/// Evictions allowed ahead of reclamation before a writer waits instead.
+const EVICT_AHEAD: u32 = 8;
+
+/// Expiry in Unix ms for a TTL starting at `now` (at least 1 ms ahead).
+fn expiry_at(now: u64, ttl: Duration) -> u64 {
+    now.saturating_add((ttl.as_millis() as u64).max(1))
 }
 
 /// Why an entry is being removed.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Removal {
     Deleted,
-    Replaced,
     Evicted,
     Expired,
 }
@@ -62,7 +73,7 @@ impl Inner {
             shard,
         };
         if let Acquired::FromDead(_) = got {
-            self.repair_shard(ts, shard);
+            self.repair_shard(shard);
         }
         guard
     }
@@ -75,34 +86,6 @@ impl Inner {
     pub(crate) fn is_expired(&self, hdr: &Header, now: u64) -> bool {
         let exp = hdr.expiry(&self.region);
         exp != 0 && exp <= now
-    }
-
-    /// The key's entry, expired or not. Caller holds the shard lock.
-    pub(crate) fn find(&self, h: KeyHash, key: &[u8]) -> Option<Found> {
-        let r = &*self.region;
-        let l = &self.layout;
-        let shard = h.shard(l);
-        for b in h.buckets(l) {
-            let line = l.bucket_off(shard, b);
-            for i in 0..SLOTS_PER_BUCKET {
-                let slot = line + i * 8;
-                let word = r.load(slot, Acquire);
-                if word == 0 || slot_tag(word) != h.tag() {
-                    continue;
-                }
-                let off = slot_block(word);
-                if off < l.arena || off >= l.region_size {
-                    continue;
-                }
-                let Some(hdr) = Header::read(r, off) else {
-                    continue;
-                };
-                if hdr.hash == h.0 && hdr.live() && hdr.key(r) == key {
-                    return Some(Found { slot, word, hdr });
-                }
-            }
-        }
-        None
     }
 
     /// Unlinks and retires an entry, offering it to the evict hook first.
@@ -131,7 +114,6 @@ impl Inner {
             Removal::Deleted => self.counter(shard, shard::DELETES, 1),
             Removal::Evicted => self.counter(shard, shard::EVICTIONS, 1),
             Removal::Expired => self.counter(shard, shard::EXPIRATIONS, 1),
-            Removal::Replaced => {}
         }
     }
 
@@ -146,7 +128,11 @@ impl Inner {
         mut candidate: Option<u32>,
     ) -> Result<Option<Block>> {
         let class = classes::for_size(need).unwrap_or(classes::LARGE);
-        for attempt in 0..1000u32 {
+        let mut backoff = Backoff::default();
+        // Evicted blocks not yet reclaimed: past a few, wait for readers
+        // rather than evict more entries for space that is on its way.
+        let mut pending = 0u32;
+        loop {
             let got = if class == classes::LARGE {
                 self.take_run(shard, need)
             } else {
@@ -155,31 +141,40 @@ impl Inner {
             if let Some(b) = got {
                 return Ok(Some(b));
             }
-            if self.reclaim(ts, shard, attempt > 0) > 0 {
+            if self.reclaim(ts, shard, backoff.waited()) > 0 {
+                pending = 0;
                 continue;
             }
-            self.ensure_limbo_room(ts, shard, 1)?;
-            match self.clock_victim(shard, class) {
+            let victim = if pending < EVICT_AHEAD {
+                self.ensure_limbo_room(ts, shard, 1)?;
+                self.clock_victim(shard, class)
+            } else {
+                None
+            };
+            match victim {
                 Some((slot, hdr)) => {
                     let r = &*self.region;
-                    let now = self.opts.clock.now_ms();
-                    let expired = self.is_expired(&hdr, now);
+                    let expired = self.is_expired(&hdr, self.opts.clock.now_ms());
                     if let Some(c) = candidate.take() {
                         let victim = self.sketch.estimate(r, hdr.hash);
                         if !expired && !self.opts.admission.admit(c, victim) {
                             return Ok(None);
                         }
                     }
-                    let word = r.load(slot, Acquire);
-                    let f = Found { slot, word, hdr };
+                    let f = Found {
+                        slot,
+                        word: r.load(slot, Acquire),
+                        hdr,
+                    };
                     let why = if expired {
                         Removal::Expired
                     } else {
                         Removal::Evicted
                     };
                     self.remove_entry(ts, shard, &f, why);
+                    pending += 1;
                 }
-                None if self.limbo_len(shard) == 0 => {
+                None if pending == 0 && self.limbo_len(shard) == 0 => {
                     return Err(Error::Full(if class == classes::LARGE {
                         format!(
                             "no run of {} free slabs for a {} block, and nothing in this shard to evict",
@@ -193,62 +188,67 @@ impl Inner {
                         )
                     }));
                 }
-                None => std::thread::yield_now(),
-            }
-        }
-        Err(Error::Full(
-            "space freed by eviction is still held by readers; retry".into(),
-        ))
-    }
-
-    fn empty_slot(&self, h: KeyHash) -> Option<u64> {
-        let l = &self.layout;
-        let shard = h.shard(l);
-        for b in h.buckets(l) {
-            let line = l.bucket_off(shard, b);
-            for i in 0..SLOTS_PER_BUCKET {
-                if self.region.load(line + i * 8, Acquire) == 0 {
-                    return Some(line + i * 8);
+                None => {
+                    if !backoff.wait() {
+                        return Err(Error::Full(
+                            "space freed by eviction is still held by readers or views; retry"
+                                .into(),
+                        ));
+                    }
                 }
             }
         }
-        None
     }
 
-    /// The least frequent of the key's 16 candidates (an expired one
-    /// first), or a slot whose word is not a valid entry.
-    fn coldest(&self, h: KeyHash, now: u64) -> Option<(Found, u32, bool)> {
+    /// Where a put of this key lands. For a displaced entry of another
+    /// key, also its estimated frequency (for admission).
+    fn target(&self, h: KeyHash, key: &[u8], now: u64) -> (Target, u32) {
+        if let Some(f) = self.locate(h, key) {
+            return if self.is_expired(&f.hdr, now) {
+                (Target::Displace(f, Removal::Expired), 0)
+            } else {
+                (Target::Update(f), 0)
+            };
+        }
         let r = &*self.region;
         let l = &self.layout;
         let shard = h.shard(l);
-        let mut best: Option<(Found, u32, bool)> = None;
-        for b in h.buckets(l) {
-            let line = l.bucket_off(shard, b);
-            for i in 0..SLOTS_PER_BUCKET {
-                let slot = line + i * 8;
-                let word = r.load(slot, Acquire);
-                let off = slot_block(word);
-                let hdr = if off >= l.arena && off < l.region_size {
-                    Header::read(r, off)
-                } else {
-                    None
-                };
-                let Some(hdr) = hdr else {
-                    // Not a valid entry (only after corruption): reuse it.
-                    r.store(slot, 0, Release);
-                    return None;
-                };
-                let f = Found { slot, word, hdr };
-                if self.is_expired(&hdr, now) {
-                    return Some((f, 0, true));
-                }
-                let freq = self.sketch.estimate(r, hdr.hash);
-                if best.as_ref().is_none_or(|(_, bf, _)| freq < *bf) {
-                    best = Some((f, freq, false));
-                }
+        let slots = || {
+            h.buckets(l).into_iter().flat_map(move |b| {
+                let line = l.bucket_off(shard, b);
+                (0..SLOTS_PER_BUCKET).map(move |i| line + i * 8)
+            })
+        };
+        if let Some(slot) = slots().find(|&s| r.load(s, Acquire) == 0) {
+            return (Target::Free(slot), 0);
+        }
+        // Both buckets are full: an expired entry goes first, else the
+        // least frequent of the 16.
+        let mut coldest: Option<(Found, u32)> = None;
+        for slot in slots() {
+            let word = r.load(slot, Acquire);
+            let off = slot_block(word);
+            let hdr = (off >= l.arena && off < l.region_size)
+                .then(|| Header::read(r, off))
+                .flatten();
+            let Some(hdr) = hdr else {
+                // A word naming no valid block (only after corruption).
+                return (Target::Free(slot), 0);
+            };
+            let f = Found { slot, word, hdr };
+            if self.is_expired(&hdr, now) {
+                return (Target::Displace(f, Removal::Expired), 0);
+            }
+            let freq = self.sketch.estimate(r, hdr.hash);
+            if coldest.as_ref().is_none_or(|(_, cf)| freq < *cf) {
+                coldest = Some((f, freq));
             }
         }
-        best
+        match coldest {
+            Some((f, freq)) => (Target::Displace(f, Removal::Evicted), freq),
+            // Not reached: sixteen full, valid slots always yield one.
+            None => (Target::Free(l.bucket_off(shard, h.buckets(l)[0])), 0),
+        }
     }
 
     fn write_block(
@@ -323,67 +323,45 @@ impl Segment {
         failpoint::hit("holding_lock");
         inner.ensure_limbo_room(&ts, shard, 2)?;
         let now = inner.opts.clock.now_ms();
-        let expiry = opts
-            .ttl
-            .map(|t| now.saturating_add((t.as_millis() as u64).max(1)))
-            .unwrap_or(0);
+        let expiry = opts.ttl.map(|t| expiry_at(now, t)).unwrap_or(0);
 
-        // Which slot, and what it held.
-        let existing = inner.find(h, key);
-        let (slot, old, old_why) = match existing {
-            Some(f) if inner.is_expired(&f.hdr, now) => (f.slot, Some(f), Removal::Expired),
-            Some(f) => (f.slot, Some(f), Removal::Replaced),
-            None => match inner.empty_slot(h) {
-                Some(slot) => (slot, None, Removal::Replaced),
-                None => match inner.coldest(h, now) {
-                    None => match inner.empty_slot(h) {
-                        Some(slot) => (slot, None, Removal::Replaced),
-                        None => return Err(Error::Full("index bucket unusable".into())),
-                    },
-                    Some((f, _, true)) => (f.slot, Some(f), Removal::Expired),
-                    Some((f, victim, false)) => {
-                        if !inner
-                            .opts
-                            .admission
-                            .admit(inner.sketch.estimate(r, h.0), victim)
-                        {
-                            inner.counter(shard, shard::REJECTIONS, 1);
-                            return Ok(PutOutcome::Rejected);
-                        }
-                        (f.slot, Some(f), Removal::Evicted)
-                    }
-                },
-            },
-        };
-        let updating = old.is_some() && old_why == Removal::Replaced;
-        let candidate = (!updating).then(|| inner.sketch.estimate(r, h.0));
-        let Some(b) = inner.allocate(&ts, shard, need, candidate)? else {
+        let (target, victim_freq) = inner.target(h, key, now);
+        let freq = inner.sketch.estimate(r, h.0);
+        let rejected = |inner: &Inner| {
             inner.counter(shard, shard::REJECTIONS, 1);
-            return Ok(PutOutcome::Rejected);
+            Ok(PutOutcome::Rejected)
+        };
+        if matches!(target, Target::Displace(_, Removal::Evicted))
+            && !inner.opts.admission.admit(freq, victim_freq)
+        {
+            return rejected(inner);
+        }
+        // A new key must also beat the clock's first victim if space is short.
+        let candidate = (!matches!(target, Target::Update(_))).then_some(freq);
+        let Some(b) = inner.allocate(&ts, shard, need, candidate)? else {
+            return rejected(inner);
         };
         failpoint::hit("after_alloc");
         inner.write_block(&b, h, key, &tag, value, expiry);
 
-        // Eviction inside `allocate` may have emptied our slot already.
-        let still_old = old.filter(|f| r.load(f.slot, Acquire) == f.word);
-        if old.is_some() && still_old.is_none() && r.load(slot, Acquire) != 0 {
-            // Cannot happen under the shard lock; keep the index sane anyway.
-            inner.free_block(b.off);
-            return Err(Error::Full(
-                "index slot changed under the shard lock".into(),
-            ));
-        }
-        if let Some(f) = &still_old {
-            if old_why != Removal::Replaced {
-                // Offer the outgoing entry while it is still linked.
-                inner.remove_entry(&ts, shard, f, old_why);
+        // Eviction inside `allocate` may already have unlinked the entry
+        // this put displaces; under the shard lock nothing else can.
+        let linked = |f: &Found| r.load(f.slot, Acquire) == f.word;
+        let (slot, replaced) = match target {
+            Target::Free(slot) => (slot, None),
+            Target::Update(f) => (f.slot, linked(&f).then_some(f)),
+            Target::Displace(f, why) => {
+                if linked(&f) {
+                    // Offered to the evict hook while still linked.
+                    inner.remove_entry(&ts, shard, &f, why);
+                }
+                (f.slot, None)
             }
-        }
+        };
         // The commit point.
-        let still_linked = still_old.filter(|f| r.load(f.slot, Acquire) == f.word);
         r.store(slot, slot_word(b.off, h.tag()), Release);
         failpoint::hit("after_publish");
-        let outcome = match still_linked {
+        let outcome = match replaced {
             Some(f) => {
                 inner.retire(&ts, shard, f.hdr.off, f.hdr.size);
                 inner.counter(shard, shard::BYTES, b.size as i64 - f.hdr.size as i64);
@@ -421,9 +399,7 @@ impl Segment {
         if ttl.is_zero() {
             return self.delete(key);
         }
-        let now = self.inner.opts.clock.now_ms();
-        let at = now.saturating_add((ttl.as_millis() as u64).max(1));
-        self.set_expiry(key, at)
+        self.set_expiry(key, expiry_at(self.inner.opts.clock.now_ms(), ttl))
     }
 
     /// Removes a key's time to live. Ok(false) if the key is absent.
@@ -459,7 +435,7 @@ impl Segment {
         let shard = h.shard(&inner.layout);
         let _guard = inner.lock_shard(&ts, shard);
         inner.ensure_limbo_room(&ts, shard, 1)?;
-        match inner.find(h, key) {
+        match inner.locate(h, key) {
             None => Ok(false),
             Some(found) => {
                 let expired = inner.is_expired(&found.hdr, inner.opts.clock.now_ms());

@@ -108,6 +108,20 @@ fn epochs() -> Epochs {
     }
 }
 
+/// The writer of the reclamation tests: publish block 2 over block 1,
+/// retire block 1, advance, and free it if the epoch rule (and `unpinned`)
+/// allows.
+fn replace_and_reclaim(w: &LoomWords, e: Epochs, unpinned: impl Fn(&LoomWords) -> bool) {
+    w.store(INDEX, 2, Release);
+    let retired = e.retire_epoch(w, 1);
+    for _ in 0..3 {
+        let _ = e.try_advance(w);
+    }
+    if e.is_safe(e.current(w), retired) && unpinned(w) {
+        w.store(FREED + 8, 1, Release);
+    }
+}
+
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(3);
@@ -130,15 +144,7 @@ fn pin_retire_advance() {
             assert_eq!(r.load(FREED + 8 * block, Acquire), 0, "read a freed block");
             e.unpin(&r, 0);
         });
-        // Writer: unlink block 1 (publish block 2), retire, try to free.
-        w.store(INDEX, 2, Release);
-        let retired = e.retire_epoch(&w, 1);
-        for _ in 0..3 {
-            let _ = e.try_advance(&w);
-        }
-        if e.is_safe(e.current(&w), retired) {
-            w.store(FREED + 8, 1, Release);
-        }
+        replace_and_reclaim(&w, e, |_| true);
         reader.join().unwrap();
     });
 }
@@ -171,14 +177,7 @@ fn pin_publish_vs_reclaim_scan() {
             );
             pins.clear(&r, PIN);
         });
-        w.store(INDEX, 2, Release);
-        let retired = e.retire_epoch(&w, 1);
-        for _ in 0..3 {
-            let _ = e.try_advance(&w);
-        }
-        if e.is_safe(e.current(&w), retired) && w.load(PIN, Ordering::SeqCst) != 1 {
-            w.store(FREED + 8, 1, Release);
-        }
+        replace_and_reclaim(&w, e, |w| w.load(PIN, Ordering::SeqCst) != 1);
         reader.join().unwrap();
     });
 }

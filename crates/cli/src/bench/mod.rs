@@ -357,34 +357,28 @@ fn print_report(
         "{:<8} {:<22} {:>9} {:>9} {:>9} {:>14}",
         "access", "get (incl. timer)", "p50 ns", "p99 ns", "p999 ns", "gets/s"
     );
-    for (dist, v) in summary {
+    // One table row: a peer's latency quantiles (p999 only for L0) and rate.
+    let row = |dist: &str, label: &str, v: &Value, prefix: &str, p999: bool| {
+        let q = |name: &str| u(&v[format!("{prefix}_{name}_ns")]).to_string();
+        let rate = if prefix == "get" {
+            "gets_per_s".to_string()
+        } else {
+            format!("{prefix}_gets_per_s")
+        };
         println!(
             "{:<8} {:<22} {:>9} {:>9} {:>9} {:>14.0}",
             dist,
-            "L0 (strata)",
-            u(&v["get_p50_ns"]),
-            u(&v["get_p99_ns"]),
-            u(&v["get_p999_ns"]),
-            f(&v["gets_per_s"])
+            label,
+            q("p50"),
+            q("p99"),
+            if p999 { q("p999") } else { String::new() },
+            f(&v[rate])
         );
-        println!(
-            "{:<8} {:<22} {:>9} {:>9} {:>9} {:>14.0}",
-            "",
-            "floor (shared array)",
-            u(&v["floor_p50_ns"]),
-            u(&v["floor_p99_ns"]),
-            "",
-            f(&v["floor_gets_per_s"])
-        );
-        println!(
-            "{:<8} {:<22} {:>9} {:>9} {:>9} {:>14.0}",
-            "",
-            "HashMap (per process)",
-            u(&v["hashmap_p50_ns"]),
-            u(&v["hashmap_p99_ns"]),
-            "",
-            f(&v["hashmap_gets_per_s"])
-        );
+    };
+    for (dist, v) in summary {
+        row(dist, "L0 (strata)", v, "get", true);
+        row("", "floor (shared array)", v, "floor", false);
+        row("", "HashMap (per process)", v, "hashmap", false);
         println!(
             "{:<8} L0 p50 = {:.2}x the floor, {:.2}x the HashMap; torn reads {}",
             "",
