@@ -16,6 +16,9 @@ use std::sync::Arc;
 /// Sample one access in this many into the frequency sketch, so hot keys
 /// do not make every reader write the same shared line.
 const SKETCH_SAMPLE: u32 = 8;
+/// Sampled accesses a thread counts toward the sketch's halving period at
+/// once, so readers rarely touch that one shared word.
+const SKETCH_OPS_BATCH: u32 = 64;
 
 impl Inner {
     #[inline(always)]
@@ -44,7 +47,10 @@ impl Inner {
         let s = ts.sample.get().wrapping_add(1);
         ts.sample.set(s);
         if s % SKETCH_SAMPLE == 0 {
-            self.sketch.increment(r, h.0);
+            self.sketch.bump(r, h.0);
+            if s % (SKETCH_SAMPLE * SKETCH_OPS_BATCH) == 0 {
+                self.sketch.count_ops(r, SKETCH_OPS_BATCH as u64);
+            }
         }
         let counter = self.slots.off(ts.idx)
             + if found.is_some() {

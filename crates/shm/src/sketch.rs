@@ -29,7 +29,16 @@ impl Sketch {
         out
     }
 
+    /// Counts one access to `hash`.
     pub fn increment<W: Words>(&self, w: &W, hash: u64) {
+        self.bump(w, hash);
+        self.count_ops(w, 1);
+    }
+
+    /// Raises the key's counters without counting toward the halving
+    /// period; readers count their accesses in batches with `count_ops`,
+    /// so they do not all hit one shared word.
+    pub fn bump<W: Words>(&self, w: &W, hash: u64) {
         for (off, shift) in self.counters(hash) {
             let mut cur = w.load(off, Relaxed);
             loop {
@@ -42,7 +51,13 @@ impl Sketch {
                 }
             }
         }
-        if w.fetch_add(self.ops, 1, Relaxed) + 1 == self.period {
+    }
+
+    /// Adds `n` accesses toward the halving period; the caller whose batch
+    /// crosses the period halves every counter.
+    pub fn count_ops<W: Words>(&self, w: &W, n: u64) {
+        let before = w.fetch_add(self.ops, n, Relaxed);
+        if before < self.period && before + n >= self.period {
             self.halve(w);
             w.fetch_add(self.ops, (self.period / 2).wrapping_neg(), Relaxed);
         }
