@@ -85,8 +85,11 @@ impl Header {
     pub fn key<'r>(&self, r: &'r Region) -> &'r [u8] {
         r.bytes(self.off + BLOCK_HEADER, self.key_len())
     }
+    pub fn tag_off(&self) -> u64 {
+        self.off + BLOCK_HEADER + self.key_len()
+    }
     pub fn tag<'r>(&self, r: &'r Region) -> &'r [u8] {
-        r.bytes(self.off + BLOCK_HEADER + self.key_len(), self.tag_len())
+        r.bytes(self.tag_off(), self.tag_len())
     }
     pub fn value_off(&self) -> u64 {
         self.off + value_start(self.key_len(), self.tag_len())

@@ -15,7 +15,11 @@ pub const MAX_REGION: u64 = 1 << 40;
 
 pub const READER_SLOTS: u64 = 4096;
 pub const SLOT_SIZE: u64 = 128;
-pub const PIN_PAGES: u64 = 256;
+/// Pin pages: at least this many, else one entry per index entry the
+/// segment is sized for, so every process can hold views of many keys.
+pub const MIN_PIN_PAGES: u64 = 256;
+/// The most pin pages (their byte locks must fit below 2^20).
+pub const MAX_PIN_PAGES: u64 = 1 << 16;
 pub const PIN_PAGE_SIZE: u64 = 4 * KIB;
 pub const PIN_PAGE_HEADER: u64 = 16;
 pub const PIN_ENTRIES: u64 = (PIN_PAGE_SIZE - PIN_PAGE_HEADER) / 8;
@@ -153,6 +157,7 @@ pub struct Layout {
     pub slab_count: u64,
     pub readers: u64,
     pub pins: u64,
+    pub pin_pages: u64,
     pub shards: u64,
     pub index: u64,
     pub sketch: u64,
@@ -200,7 +205,10 @@ impl Layout {
 
         let readers = HEADER_SIZE;
         let pins = readers + READER_SLOTS * SLOT_SIZE;
-        let shards = pins + PIN_PAGES * PIN_PAGE_SIZE;
+        let pin_pages = max_entries
+            .div_ceil(PIN_ENTRIES)
+            .clamp(MIN_PIN_PAGES, MAX_PIN_PAGES);
+        let shards = pins + pin_pages * PIN_PAGE_SIZE;
         let index = shards + shard_count * SHARD_HEADER_SIZE;
         let sketch = index + shard_count * buckets_per_shard * BUCKET_SIZE;
         let slab_meta = sketch + sketch_blocks * SKETCH_BLOCK;
@@ -222,6 +230,7 @@ impl Layout {
             slab_count,
             readers,
             pins,
+            pin_pages,
             shards,
             index,
             sketch,
@@ -236,7 +245,7 @@ impl Layout {
     pub fn layout_hash() -> u64 {
         let desc = format!(
             "v{LAYOUT_VERSION} hdr={HEADER_SIZE} slab={SLAB_SIZE} slots={READER_SLOTS}x{SLOT_SIZE} \
-             pins={PIN_PAGES}x{PIN_PAGE_SIZE}/{PIN_PAGE_HEADER} shard={SHARD_HEADER_SIZE}/{LIMBO_OFFSET}/{LIMBO_ENTRY} \
+             pins=entries/{PIN_ENTRIES}:{MIN_PIN_PAGES}..{MAX_PIN_PAGES}x{PIN_PAGE_SIZE}/{PIN_PAGE_HEADER} shard={SHARD_HEADER_SIZE}/{LIMBO_OFFSET}/{LIMBO_ENTRY} \
              bucket={BUCKET_SIZE}x{SLOTS_PER_BUCKET} sketch={SKETCH_BLOCK} slabmeta={SLAB_META_SIZE} \
              bitmap={BITMAP_SIZE} block={BLOCK_HEADER} classes={:?} epoch={} locks={SLOT_LOCK_BASE}/{PIN_LOCK_BASE}",
             crate::classes::all(),

@@ -60,8 +60,8 @@ pub use maintain::MaintainReport;
 pub use options::{
     default_dir, EvictHook, EvictReason, Evicted, PutOptions, PutOutcome, SegmentOptions,
 };
-pub use read::{Guard, View};
+pub use read::{Entry, Guard, View};
 pub use segment::{segment_path, validate_name, Segment};
 pub use size::{format_size, parse_size};
 pub use stats::Stats;
-pub use tag::TypeTag;
+pub use tag::{split_tag, TypeTag};

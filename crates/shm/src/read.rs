@@ -174,7 +174,8 @@ pub struct View {
     block: u64,
     value_off: u64,
     value_len: u64,
-    tag: Vec<u8>,
+    tag_off: u64,
+    tag_len: u64,
     expires_at: u64,
 }
 
@@ -182,11 +183,13 @@ impl View {
     pub fn value(&self) -> &[u8] {
         self.inner.region.bytes(self.value_off, self.value_len)
     }
+    /// The raw encoded type tag (empty if none), read in place: the pinned
+    /// block is immutable.
     pub fn raw_tag(&self) -> &[u8] {
-        &self.tag
+        self.inner.region.bytes(self.tag_off, self.tag_len)
     }
     pub fn type_tag(&self) -> Option<TypeTag> {
-        TypeTag::decode(&self.tag)
+        TypeTag::decode(self.raw_tag())
     }
     pub fn expires_at_ms(&self) -> Option<u64> {
         (self.expires_at != 0).then_some(self.expires_at)
@@ -215,7 +218,120 @@ impl Drop for View {
     }
 }
 
+/// One entry of a batch read, borrowed for the duration of the callback.
+#[derive(Clone, Copy)]
+pub struct Entry<'a> {
+    pub value: &'a [u8],
+    /// The raw encoded type tag (empty if none).
+    pub raw_tag: &'a [u8],
+}
+
+/// Holds this thread's epoch pin for a scope, released even on unwind.
+struct EpochScope<'a> {
+    inner: &'a Inner,
+    ts: &'a ThreadSlot,
+}
+
+impl<'a> EpochScope<'a> {
+    fn enter(inner: &'a Inner, ts: &'a ThreadSlot) -> Self {
+        inner.enter(ts);
+        EpochScope { inner, ts }
+    }
+}
+
+impl Drop for EpochScope<'_> {
+    fn drop(&mut self) {
+        self.inner.exit(self.ts);
+    }
+}
+
+/// How many lookups ahead a batch read starts loading index lines.
+const BATCH_AHEAD: usize = 16;
+/// How many lookups ahead it starts loading the matching block's header.
+const BATCH_BLOCK_AHEAD: usize = 6;
+/// Cache lines of a block loaded ahead: the header, key and tag, and the
+/// first value lines, after which the hardware prefetcher streams the rest.
+const BATCH_BLOCK_LINES: u64 = 4;
+
+impl Inner {
+    fn prefetch_buckets(&self, h: KeyHash) {
+        let l = &self.layout;
+        let shard = h.shard(l);
+        for b in h.buckets(l) {
+            self.region.prefetch(l.bucket_off(shard, b));
+        }
+    }
+
+    /// Starts loading the header and first value lines of the block whose
+    /// index tag matches; by now the bucket lines are usually in cache.
+    fn prefetch_blocks(&self, h: KeyHash) {
+        let r = &*self.region;
+        let l = &self.layout;
+        let shard = h.shard(l);
+        let tag = h.tag();
+        for b in h.buckets(l) {
+            let line = l.bucket_off(shard, b);
+            for s in 0..SLOTS_PER_BUCKET {
+                let word = r.load(line + s * 8, Relaxed);
+                if word != 0 && slot_tag(word) == tag {
+                    let off = slot_block(word);
+                    for line in 0..BATCH_BLOCK_LINES {
+                        r.prefetch(off + line * 64);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
 impl Segment {
+    /// Looks many keys up under one epoch pin, loading the index lines and
+    /// blocks of later keys while earlier ones are read, so the memory
+    /// latency of a batch overlaps. `each(i, entry)` is called for every
+    /// key in order, with `None` for a miss; the borrow ends when it
+    /// returns. Counts hits and misses like [`Segment::get`].
+    pub fn get_batch<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        mut each: impl FnMut(usize, Option<Entry<'_>>),
+    ) -> Result<()> {
+        let inner = &*self.inner;
+        let ts = local::thread_slot(inner)?;
+        let r = &*inner.region;
+        let hashes: Vec<KeyHash> = keys
+            .iter()
+            .map(|k| KeyHash::new(inner.seed, k.as_ref()))
+            .collect();
+        for h in hashes.iter().take(BATCH_AHEAD) {
+            inner.prefetch_buckets(*h);
+        }
+        let _scope = EpochScope::enter(inner, &ts);
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(h) = hashes.get(i + BATCH_AHEAD) {
+                inner.prefetch_buckets(*h);
+            }
+            if let Some(h) = hashes.get(i + BATCH_BLOCK_AHEAD) {
+                inner.prefetch_blocks(*h);
+            }
+            let found = inner.lookup(&ts, hashes[i], key.as_ref());
+            each(
+                i,
+                found.map(|hdr| Entry {
+                    value: hdr.value(r),
+                    raw_tag: hdr.tag(r),
+                }),
+            );
+        }
+        Ok(())
+    }
+
+    /// The segment clock's current time, in Unix milliseconds: what
+    /// expiries are compared against.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.opts.clock.now_ms()
+    }
+
     /// Looks a key up. The guard borrows the value in place.
     #[inline]
     pub fn get(&self, key: &[u8]) -> Result<Option<Guard<'_>>> {
@@ -252,7 +368,8 @@ impl Segment {
                 block: hdr.off,
                 value_off: hdr.value_off(),
                 value_len: hdr.value_len,
-                tag: hdr.tag(r).to_vec(),
+                tag_off: hdr.tag_off(),
+                tag_len: hdr.tag_len(),
                 expires_at: hdr.expiry(r),
             }
         });

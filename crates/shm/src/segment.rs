@@ -88,7 +88,7 @@ fn layout_fields(lay: &Layout) -> [(u64, u64); 14] {
         (hdr::SHARD_COUNT, lay.shard_count),
         (hdr::BUCKETS, lay.buckets_per_shard),
         (hdr::READER_SLOTS, layout::READER_SLOTS),
-        (hdr::PIN_PAGES, layout::PIN_PAGES),
+        (hdr::PIN_PAGES, lay.pin_pages),
         (hdr::SKETCH_BLOCKS, lay.sketch_blocks),
         (hdr::SLAB_COUNT, lay.slab_count),
         (hdr::OFF_READERS, lay.readers),
@@ -368,7 +368,7 @@ impl Segment {
         };
         let pin_pages = PinPages {
             first: lay.pins,
-            count: layout::PIN_PAGES,
+            count: lay.pin_pages,
             high_water: hdr::PIN_HIGH_WATER,
             generation: hdr::SLOT_GENERATION,
         };

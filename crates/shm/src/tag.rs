@@ -42,23 +42,32 @@ impl TypeTag {
 
     /// Decodes a tag; None if the bytes are not a well-formed tag.
     pub fn decode(bytes: &[u8]) -> Option<TypeTag> {
-        let (&dlen, rest) = bytes.split_first()?;
-        let dlen = dlen as usize;
-        if dlen > MAX_DTYPE || rest.len() < dlen + 1 {
-            return None;
-        }
-        let dtype = std::str::from_utf8(&rest[..dlen]).ok()?.to_string();
-        let ndim = rest[dlen] as usize;
-        let dims = &rest[dlen + 1..];
-        if ndim > MAX_NDIM || dims.len() != ndim * 8 {
-            return None;
-        }
-        let shape = dims
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect();
-        Some(TypeTag { dtype, shape })
+        let (dtype, dims) = split_tag(bytes)?;
+        Some(TypeTag {
+            dtype: dtype.to_string(),
+            shape: dims.collect(),
+        })
     }
+}
+
+/// The dtype and dimensions of an encoded tag, without allocating: the
+/// read path of the Python package decodes one per call.
+pub fn split_tag(bytes: &[u8]) -> Option<(&str, impl ExactSizeIterator<Item = u64> + '_)> {
+    let (&dlen, rest) = bytes.split_first()?;
+    let dlen = dlen as usize;
+    if dlen > MAX_DTYPE || rest.len() < dlen + 1 {
+        return None;
+    }
+    let dtype = std::str::from_utf8(&rest[..dlen]).ok()?;
+    let ndim = rest[dlen] as usize;
+    let dims = &rest[dlen + 1..];
+    if ndim > MAX_NDIM || dims.len() != ndim * 8 {
+        return None;
+    }
+    let dims = dims
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+    Some((dtype, dims))
 }
 
 #[cfg(test)]

@@ -1,0 +1,339 @@
+#!/usr/bin/env python3
+"""Python read latency of strata against its peers, all in one run.
+
+    .venv/bin/python bench/python_read.py            # defaults: 200k keys
+    .venv/bin/python bench/python_read.py --json     # one JSON object
+
+Values are float32[1024] (4 KiB). Every measurement reads random keys,
+uniform and Zipf 0.99, two ways:
+  single  each call timed on its own (includes ~50 ns of timer overhead);
+  batch   100 calls timed together, divided by 100 (the per-call cost of a
+          loop; its percentiles are over batches).
+
+Peers, started by this script on this machine:
+  floor       multiprocessing.shared_memory + np.ndarray(shape, dtype, buf,
+              offset) of row i: no lookup at all;
+  dict        a plain dict lookup of a prebuilt ndarray (per process);
+  lmdb        py-lmdb get in a read transaction + np.frombuffer;
+  redis       redis-py with hiredis, GET + np.frombuffer, MGET of 100/1000,
+              against a redis-server on a free loopback port;
+  np.take     a gather of the same rows from the shared-memory array,
+              the floor of get_numpy_many.
+"""
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from multiprocessing import shared_memory
+
+import numpy as np
+
+import strata
+
+DIM = 1024
+ROW = DIM * 4
+ns = time.perf_counter_ns
+
+
+def zipf_ranks(n, count, s, rng):
+    """`count` draws of Zipf(s) over n items, ranks mapped to random ids."""
+    w = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** s
+    cdf = np.cumsum(w)
+    cdf /= cdf[-1]
+    ranks = np.searchsorted(cdf, rng.random(count))
+    return rng.permutation(n)[np.minimum(ranks, n - 1)]
+
+
+def pct(lat):
+    a = np.asarray(lat, dtype=np.float64)
+    return {
+        "p50_ns": float(np.percentile(a, 50)),
+        "p99_ns": float(np.percentile(a, 99)),
+        "p999_ns": float(np.percentile(a, 99.9)),
+    }
+
+
+def time_single(f, args):
+    lat = np.empty(len(args), dtype=np.int64)
+    for j, a in enumerate(args):
+        t = ns()
+        f(a)
+        lat[j] = ns() - t
+    return lat
+
+
+def time_batch(f, args, per=100):
+    lat = []
+    for j in range(0, len(args) - per + 1, per):
+        chunk = args[j : j + per]
+        t = ns()
+        for a in chunk:
+            f(a)
+        lat.append((ns() - t) / per)
+    return np.asarray(lat)
+
+
+def measure(f, args):
+    f(args[0])
+    single = time_single(f, args)
+    batch = time_batch(f, args)
+    total_s = float(batch.sum() * 100) / 1e9
+    out = {"single": pct(single), "batch": pct(batch)}
+    out["ops_per_s"] = len(batch) * 100 / total_s if total_s else 0.0
+    return out
+
+
+def measure_calls(f, reps):
+    """Whole-call latency of a bulk operation, repeated."""
+    f()
+    lat = time_single(lambda _: f(), range(reps))
+    r = pct(lat)
+    r["calls_per_s"] = 1e9 / float(np.mean(lat))
+    return r
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis():
+    exe = shutil.which("redis-server")
+    if not exe:
+        return None, None
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return proc, client
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    return None, None
+
+
+def private_bytes(pid):
+    total = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def memory_workers(name, n, workers):
+    """Forks workers that each hold views of every key; returns their
+    combined private bytes once all views are held."""
+    pids, pipes = [], []
+    for _ in range(workers):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            c = strata.Cache(name, create=False)
+            views = [c.get_numpy(f"emb:{i}") for i in range(n)]
+            assert all(v is not None for v in views)
+            os.write(w, b"1")
+            time.sleep(3600)
+            os._exit(0)
+        os.close(w)
+        pids.append(pid)
+        pipes.append(r)
+    for r in pipes:
+        os.read(r, 1)
+        os.close(r)
+    total = sum(private_bytes(p) for p in pids)
+    for p in pids:
+        os.kill(p, 9)
+        os.waitpid(p, 0)
+    return total
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--keys", type=int, default=200_000, help="keys of 4 KiB (default 200000)")
+    ap.add_argument("--calls", type=int, default=100_000, help="timed calls per case (default 100000)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--no-redis", action="store_true", help="skip the redis-server peer")
+    args = ap.parse_args()
+    n, calls = args.keys, args.calls
+    say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else print
+    rng = np.random.default_rng(42)
+
+    name = f"bench-py-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    cache = strata.Cache(name, memory=max(n * 8192 + (96 << 20), 256 << 20))
+    tmp = tempfile.mkdtemp(prefix="strata-bench-")
+    shm = shared_memory.SharedMemory(create=True, size=n * ROW)
+    redis_proc = None
+    report = {"keys": n, "value_bytes": ROW, "calls": calls}
+    try:
+        say(f"loading {n} keys of {ROW} bytes into strata, shared_memory, lmdb, dict, redis ...")
+        floor_arr = np.ndarray((n, DIM), np.float32, shm.buf)
+        floor_arr[:] = rng.random((n, DIM), dtype=np.float32)
+        keys = [f"emb:{i}" for i in range(n)]
+        d = {}
+        for i, k in enumerate(keys):
+            cache.set(k, floor_arr[i])
+            d[k] = np.array(floor_arr[i])
+
+        import lmdb
+
+        env = lmdb.open(tmp, map_size=n * 8192 + (64 << 20), sync=False, metasync=False)
+        with env.begin(write=True) as txn:
+            for i, k in enumerate(keys):
+                txn.put(k.encode(), floor_arr[i].tobytes())
+
+        client = None
+        if not args.no_redis:
+            redis_proc, client = start_redis()
+            if client is None:
+                say("redis-server not found: skipping the redis peer")
+            else:
+                pipe = client.pipeline(transaction=False)
+                for i, k in enumerate(keys):
+                    pipe.set(k, floor_arr[i].tobytes())
+                    if i % 1000 == 999:
+                        pipe.execute()
+                pipe.execute()
+
+        buf = shm.buf
+        nd, f32 = np.ndarray, np.float32
+        frombuffer = np.frombuffer
+        gn, gb = cache.get_numpy, cache.get
+        dget = d.get
+
+        def lmdb_get(k, _txn=[None]):
+            return frombuffer(_txn[0].get(k), f32)
+
+        for dist in ("zipf", "uniform"):
+            ids = zipf_ranks(n, calls, 0.99, rng) if dist == "zipf" else rng.integers(0, n, calls)
+            ks = [keys[i] for i in ids]
+            bks = [k.encode() for k in ks]
+            offs = [int(i) * ROW for i in ids]
+            say(f"[{dist}] single-key reads, {calls} calls each")
+            r = {}
+            r["strata_get_numpy"] = measure(gn, ks)
+            r["strata_get"] = measure(gb, ks)
+            r["floor_shared_memory"] = measure(lambda o: nd((DIM,), f32, buf, o), offs)
+            r["dict"] = measure(dget, ks)
+            with env.begin(buffers=True) as txn:
+                lmdb_get.__defaults__[0][0] = txn
+                r["lmdb_get_frombuffer"] = measure(lmdb_get, bks)
+            if client is not None:
+                few = ks[: min(calls, 20_000)]
+                r["redis_get_frombuffer"] = measure(lambda k: frombuffer(client.get(k), f32), few)
+
+            say(f"[{dist}] batches")
+            for size in (100, 1000):
+                reps = max(20, min(2000, calls // size))
+                id_batches = [ids[j * size : (j + 1) * size] for j in range(reps) if (j + 1) * size <= calls]
+                id_batches = id_batches or [ids[:size]]
+                kb = [[keys[i] for i in b] for b in id_batches]
+                it = iter(range(10**9))
+
+                def cycle(batches):
+                    return lambda: batches[next(it) % len(batches)]
+
+                nxt_ids, nxt_keys = cycle(id_batches), cycle(kb)
+                r[f"strata_get_numpy_many_{size}_ids"] = measure_calls(
+                    lambda: cache.get_numpy_many(nxt_ids(), prefix="emb:"), len(id_batches))
+                out = np.empty((size, DIM), np.float32)
+                r[f"strata_get_numpy_many_{size}_ids_out"] = measure_calls(
+                    lambda: cache.get_numpy_many(nxt_ids(), out, prefix="emb:"), len(id_batches))
+                r[f"strata_get_numpy_many_{size}_str"] = measure_calls(
+                    lambda: cache.get_numpy_many(nxt_keys()), len(id_batches))
+                r[f"np_take_{size}"] = measure_calls(
+                    lambda: np.take(floor_arr, nxt_ids(), axis=0), len(id_batches))
+                if client is not None:
+                    reps_r = min(len(kb), 200)
+                    r[f"redis_mget_{size}"] = measure_calls(
+                        lambda: [frombuffer(v, f32) for v in client.mget(nxt_keys())], reps_r)
+            report[dist] = r
+
+        say("32 MiB value: get_numpy against get")
+        big = rng.random(8 << 20, dtype=np.float32)
+        cache.set("big", big)
+        report["big_32mib"] = {
+            "get_numpy": measure_calls(lambda: cache.get_numpy("big"), 2000),
+            "get": measure_calls(lambda: cache.get("big"), 20),
+        }
+        del big
+
+        say("memory: 4 workers each holding views of every key")
+        gc.collect()
+        private = memory_workers(name, n, 4)
+        report["memory"] = {
+            "workers": 4,
+            "data_bytes": n * ROW,
+            "workers_private_bytes": private,
+            "per_worker_copies_bytes": 4 * n * ROW,
+        }
+        env.close()
+    finally:
+        if redis_proc is not None:
+            redis_proc.kill()
+        shm.close()
+        shm.unlink()
+        cache.close()
+        strata.drop(name)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    z = report["zipf"]
+    ratios = {
+        "get_numpy_vs_floor": z["strata_get_numpy"]["single"]["p50_ns"] / z["floor_shared_memory"]["single"]["p50_ns"],
+        "get_numpy_vs_dict": z["strata_get_numpy"]["single"]["p50_ns"] / z["dict"]["single"]["p50_ns"],
+        "lmdb_vs_get_numpy": z["lmdb_get_frombuffer"]["single"]["p50_ns"] / z["strata_get_numpy"]["single"]["p50_ns"],
+        "many1000_ids_vs_np_take": z["strata_get_numpy_many_1000_ids"]["p50_ns"] / z["np_take_1000"]["p50_ns"],
+        "big_vs_4k_get_numpy": report["big_32mib"]["get_numpy"]["p50_ns"] / z["strata_get_numpy"]["single"]["p50_ns"],
+        "big_get_vs_get_numpy": report["big_32mib"]["get"]["p50_ns"] / report["big_32mib"]["get_numpy"]["p50_ns"],
+    }
+    if "redis_get_frombuffer" in z:
+        ratios["redis_vs_get_numpy"] = z["redis_get_frombuffer"]["single"]["p50_ns"] / z["strata_get_numpy"]["single"]["p50_ns"]
+        ratios["redis_mget1000_vs_many1000_ids"] = z["redis_mget_1000"]["p50_ns"] / z["strata_get_numpy_many_1000_ids"]["p50_ns"]
+    report["ratios_zipf"] = ratios
+
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    for dist in ("zipf", "uniform"):
+        print(f"\n{dist}: per call, ns (single = timed one by one; batch = 100 calls timed together)")
+        print(f"{'case':38} {'p50':>9} {'p99':>9} {'p999':>9} {'batch p50':>10} {'ops/s':>12}")
+        for case, v in report[dist].items():
+            if "single" in v:
+                s = v["single"]
+                print(f"{case:38} {s['p50_ns']:9.0f} {s['p99_ns']:9.0f} {s['p999_ns']:9.0f} "
+                      f"{v['batch']['p50_ns']:10.0f} {v['ops_per_s']:12,.0f}")
+        print(f"\n{dist}: whole bulk calls, us")
+        print(f"{'case':38} {'p50':>9} {'p99':>9} {'p999':>9} {'calls/s':>12}")
+        for case, v in report[dist].items():
+            if "single" not in v:
+                print(f"{case:38} {v['p50_ns']/1e3:9.1f} {v['p99_ns']/1e3:9.1f} {v['p999_ns']/1e3:9.1f} {v['calls_per_s']:12,.0f}")
+    b = report["big_32mib"]
+    print(f"\n32 MiB value: get_numpy p50 {b['get_numpy']['p50_ns']:.0f} ns, get p50 {b['get']['p50_ns']/1e6:.2f} ms")
+    m = report["memory"]
+    print(f"memory: 4 workers holding views of all {n} keys: {m['workers_private_bytes']/2**20:.1f} MiB private "
+          f"in all, against {m['per_worker_copies_bytes']/2**20:.0f} MiB for 4 per-worker copies")
+    print("\nratios (zipf, p50):")
+    for k, v in ratios.items():
+        print(f"  {k:34} {v:8.2f}")
+
+
+if __name__ == "__main__":
+    main()

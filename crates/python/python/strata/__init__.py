@@ -1,0 +1,48 @@
+"""strata: a tiered, zero-copy cache for ML serving.
+
+The hot data lives in a shared-memory segment that every process on the
+machine maps. ``Cache.get_numpy`` returns a read-only NumPy array whose
+buffer *is* that memory: no copy, no deserialization, and one copy of the
+data however many worker processes read it.
+
+    >>> import numpy as np, strata
+    >>> cache = strata.Cache("demo", memory="64MiB")
+    >>> cache.set("emb:1", np.arange(4, dtype=np.float32))
+    True
+    >>> cache.get_numpy("emb:1")
+    array([0., 1., 2., 3.], dtype=float32)
+
+Create the cache before forking (a gunicorn master with ``preload_app``,
+a ``multiprocessing`` parent): children attach on their first call. Arrays
+obtained before a fork must not be used in the child.
+"""
+
+from ._strata import (
+    Cache,
+    CorruptSegmentError,
+    IncompatibleSegmentError,
+    KeyTooLargeError,
+    PinnedValue,
+    SegmentFullError,
+    SegmentNotFoundError,
+    ShmTooSmallError,
+    StrataError,
+    ValueTooLargeError,
+    drop,
+    segments,
+)
+
+__all__ = [
+    "Cache",
+    "CorruptSegmentError",
+    "IncompatibleSegmentError",
+    "KeyTooLargeError",
+    "PinnedValue",
+    "SegmentFullError",
+    "SegmentNotFoundError",
+    "ShmTooSmallError",
+    "StrataError",
+    "ValueTooLargeError",
+    "drop",
+    "segments",
+]

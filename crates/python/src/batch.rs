@@ -1,0 +1,187 @@
+//! Batch reads: `get_many` and `get_numpy_many`, one segment call for the
+//! whole batch so index loads overlap and no Python loop runs per key.
+
+use crate::arrays::CallerBuffer;
+use crate::cache::{resolve, Cache};
+use crate::dtypes::Dims;
+use crate::errors::to_py;
+use crate::keys::KeyBatch;
+use crate::values::numpy_fn;
+use numpy::{PyArray1, PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use strata_shm::{split_tag, Segment};
+
+pub fn get_many<'py>(
+    py: Python<'py>,
+    seg: &Segment,
+    keys: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyList>> {
+    let batch = KeyBatch::from_py(keys, None)?;
+    let mut out: Vec<Option<Bound<'py, PyBytes>>> = Vec::with_capacity(batch.len());
+    seg.get_batch(&batch.slices(), |_, e| {
+        out.push(e.map(|e| PyBytes::new(py, e.value)))
+    })
+    .map_err(to_py)?;
+    PyList::new(py, out)
+}
+
+/// The layout of one row of the output.
+struct Row<'py> {
+    descr: Bound<'py, PyArrayDescr>,
+    dims: Dims,
+    bytes: usize,
+    /// The dtype as NumPy spells it in tags, such as `<f4`.
+    dtype_str: String,
+}
+
+impl<'py> Row<'py> {
+    fn new(descr: Bound<'py, PyArrayDescr>, dims: Dims) -> PyResult<Self> {
+        let bytes = dims
+            .count()
+            .and_then(|n| n.checked_mul(descr.itemsize()))
+            .ok_or_else(|| PyValueError::new_err("row shape too large"))?;
+        let dtype_str = descr.getattr("str")?.extract()?;
+        Ok(Row {
+            descr,
+            dims,
+            bytes,
+            dtype_str,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn get_numpy_many<'py>(
+    py: Python<'py>,
+    cache: &Cache,
+    keys: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
+    prefix: Option<&Bound<'py, PyAny>>,
+    shape: Option<&Bound<'py, PyAny>>,
+    dtype: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let seg = cache.seg()?;
+    let batch = KeyBatch::from_py(keys, prefix)?;
+    let keys = batch.slices();
+    let n = keys.len();
+
+    let (out, row) = match out {
+        Some(o) => {
+            let row = out_row(o, n)?;
+            (o.clone(), row)
+        }
+        None => {
+            let row = first_row(py, cache, &seg, &keys, shape, dtype)?;
+            let mut full = vec![n];
+            full.extend(row.dims.as_slice().iter().map(|&d| d as usize));
+            let arr = numpy_fn(py, "empty")?.call1((PyTuple::new(py, full)?, &row.descr))?;
+            (arr, row)
+        }
+    };
+
+    let mut found = vec![false; n];
+    let mut bad: Option<(usize, String)> = None;
+    let mut buf = CallerBuffer::contiguous(&out)
+        .ok_or_else(|| PyValueError::new_err("out must be C-contiguous"))?;
+    let copied = buf.with_bytes_mut(|dst| {
+        seg.get_batch(&keys, |i, e| {
+            let row_dst = &mut dst[i * row.bytes..(i + 1) * row.bytes];
+            match e {
+                Some(e) if e.value.len() == row.bytes && tag_matches(e.raw_tag, &row.dtype_str) => {
+                    row_dst.copy_from_slice(e.value);
+                    found[i] = true;
+                }
+                Some(e) => {
+                    row_dst.fill(0);
+                    if bad.is_none() {
+                        bad = Some((i, describe(e.raw_tag, e.value.len())));
+                    }
+                }
+                None => row_dst.fill(0),
+            }
+        })
+    });
+    match copied {
+        None => return Err(PyValueError::new_err("out is read-only")),
+        Some(r) => r.map_err(to_py)?,
+    }
+    drop(buf);
+    if let Some((i, what)) = bad {
+        return Err(PyValueError::new_err(format!(
+            "key {:?} holds {what}, not rows of {} bytes of {}",
+            String::from_utf8_lossy(keys[i]),
+            row.bytes,
+            row.dtype_str
+        )));
+    }
+    let found = PyArray1::from_vec(py, found).into_any();
+    Ok((out, found))
+}
+
+/// The row layout of a caller's `out` array.
+fn out_row<'py>(out: &Bound<'py, PyAny>, n: usize) -> PyResult<Row<'py>> {
+    let arr = out
+        .cast::<PyUntypedArray>()
+        .map_err(|_| PyTypeError::new_err("out must be a numpy array"))?;
+    let shape = arr.shape();
+    if shape.first() != Some(&n) {
+        return Err(PyValueError::new_err(format!(
+            "out has shape {shape:?}; its first dimension must be the {n} keys"
+        )));
+    }
+    if !arr.is_c_contiguous() {
+        return Err(PyValueError::new_err("out must be C-contiguous"));
+    }
+    let mut dims = Dims::new();
+    for &d in &shape[1..] {
+        dims.push(d as u64)?;
+    }
+    Row::new(arr.dtype(), dims)
+}
+
+/// The row layout of the first key found, as `get_numpy` would see it.
+fn first_row<'py>(
+    py: Python<'py>,
+    cache: &Cache,
+    seg: &Segment,
+    keys: &[&[u8]],
+    shape: Option<&Bound<'py, PyAny>>,
+    dtype: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Row<'py>> {
+    for key in keys {
+        if let Some(v) = seg.get_view(key).map_err(to_py)? {
+            let (descr, dims) = resolve(py, &cache.descrs, v.raw_tag(), v.len(), shape, dtype)?;
+            return Row::new(descr, dims);
+        }
+    }
+    // Nothing found: the caller's layout, or an empty row.
+    let descr = match dtype {
+        Some(d) => PyArrayDescr::new(py, d)?,
+        None => cache.descrs.get(py, "|u1")?,
+    };
+    let dims = match shape {
+        Some(s) => crate::dtypes::parse_shape(s, descr.itemsize(), 0)?,
+        None => {
+            let mut d = Dims::new();
+            d.push(0)?;
+            d
+        }
+    };
+    Row::new(descr, dims)
+}
+
+fn tag_matches(raw_tag: &[u8], dtype: &str) -> bool {
+    match split_tag(raw_tag) {
+        Some((d, _)) => d == dtype,
+        None => true,
+    }
+}
+
+fn describe(raw_tag: &[u8], len: usize) -> String {
+    match split_tag(raw_tag) {
+        Some((d, dims)) => format!("{len} bytes of {d} {:?}", dims.collect::<Vec<_>>()),
+        None => format!("{len} untagged bytes"),
+    }
+}

@@ -1,0 +1,415 @@
+//! `strata.Cache`: one named shared-memory segment, seen from Python.
+
+use crate::arrays::{readonly_array, PinnedValue};
+use crate::batch;
+use crate::dtypes::{flat, parse_shape, refuse_object, Descrs, Dims};
+use crate::errors::{to_py, StrataError};
+use crate::keys::key_bytes;
+use crate::values::encode;
+use numpy::{PyArrayDescr, PyArrayDescrMethods};
+use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString};
+use std::path::PathBuf;
+use std::sync::RwLock;
+use std::time::Duration;
+use strata_shm::{parse_size, split_tag, PutOptions, PutOutcome, Segment, SegmentOptions};
+
+/// The memory of a cache created without `memory=`.
+const DEFAULT_MEMORY: u64 = 1 << 30;
+
+/// A named cache in shared memory, which every process on the machine can
+/// attach. Thread-safe; safe to create before `fork` (gunicorn's master,
+/// a `multiprocessing` parent): a forked child registers itself on first
+/// use. Arrays returned before a fork must not be used in the child.
+#[pyclass(frozen, module = "strata")]
+pub struct Cache {
+    seg: RwLock<Option<Segment>>,
+    name: String,
+    path: PathBuf,
+    pub(crate) descrs: Descrs,
+}
+
+impl Cache {
+    /// The segment, or an error once closed. A clone, so no lock is held
+    /// while Python code runs.
+    #[inline]
+    pub(crate) fn seg(&self) -> PyResult<Segment> {
+        let guard = self.seg.read().unwrap_or_else(|p| p.into_inner());
+        match &*guard {
+            Some(s) => Ok(s.clone()),
+            None => Err(StrataError::new_err(format!(
+                "cache {:?} is closed",
+                self.name
+            ))),
+        }
+    }
+}
+
+/// `memory=` as bytes: an int, or a size string such as `"1GiB"`.
+fn memory_bytes(memory: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+    let Some(m) = memory else {
+        return Ok(DEFAULT_MEMORY);
+    };
+    if let Ok(s) = m.cast::<PyString>() {
+        return parse_size(s.to_str()?).map_err(to_py);
+    }
+    if m.is_instance_of::<PyInt>() {
+        return m
+            .extract::<u64>()
+            .map_err(|_| PyValueError::new_err("memory must be a positive number of bytes"));
+    }
+    Err(PyTypeError::new_err(
+        "memory must be an int or a size string such as \"1GiB\"",
+    ))
+}
+
+/// Seconds as a duration; they must be positive and finite.
+fn ttl_duration(ttl: f64) -> PyResult<Duration> {
+    if !(ttl.is_finite() && ttl > 0.0) {
+        return Err(PyValueError::new_err(format!(
+            "ttl must be a positive number of seconds, not {ttl}"
+        )));
+    }
+    Duration::try_from_secs_f64(ttl).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// The descriptor and dimensions of a value of `len` bytes with the raw
+/// tag `raw_tag`, honouring the caller's `shape=` and `dtype=`. The tag's
+/// dimensions are used unless a shape is given or the dtype differs.
+pub(crate) fn resolve<'py>(
+    py: Python<'py>,
+    descrs: &Descrs,
+    raw_tag: &[u8],
+    len: usize,
+    shape: Option<&Bound<'py, PyAny>>,
+    dtype: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyArrayDescr>, Dims)> {
+    let tag = split_tag(raw_tag);
+    let tag_descr = match &tag {
+        Some((d, _)) => Some(descrs.get(py, d)?),
+        None => None,
+    };
+    let descr = match dtype {
+        Some(d) => {
+            let d = PyArrayDescr::new(py, d)?;
+            refuse_object(&d)?;
+            d
+        }
+        None => match &tag_descr {
+            Some(d) => d.clone(),
+            None => descrs.get(py, "|u1")?,
+        },
+    };
+    let dims = match (shape, tag) {
+        (Some(s), _) => parse_shape(s, descr.itemsize(), len)?,
+        (None, Some((_, tag_dims)))
+            if tag_descr
+                .as_ref()
+                .is_some_and(|t| dtype.is_none() || t.is_equiv_to(&descr)) =>
+        {
+            let mut dims = Dims::new();
+            for d in tag_dims {
+                dims.push(d)?;
+            }
+            dims
+        }
+        _ => flat(descr.itemsize(), len)?,
+    };
+    Ok((descr, dims))
+}
+
+#[pymethods]
+impl Cache {
+    #[new]
+    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None))]
+    fn new(
+        py: Python<'_>,
+        name: &str,
+        memory: Option<&Bound<'_, PyAny>>,
+        create: bool,
+        dir: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let mut opts = SegmentOptions::default().memory(memory_bytes(memory)?);
+        if let Some(dir) = dir {
+            opts = opts.dir(dir);
+        }
+        let name_owned = name.to_string();
+        // Creating reserves and zeroes the memory: let other threads run.
+        let seg = py
+            .detach(|| {
+                if create {
+                    Segment::open_or_create(&name_owned, &opts)
+                } else {
+                    Segment::open(&name_owned, &opts)
+                }
+            })
+            .map_err(to_py)?;
+        Ok(Cache {
+            path: seg.path().to_path_buf(),
+            seg: RwLock::new(Some(seg)),
+            name: name.to_string(),
+            descrs: Descrs::default(),
+        })
+    }
+
+    /// The cache's name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file that backs the cache, such as `/dev/shm/strata.default`.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    /// Whether `close()` has been called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.seg.read().map(|s| s.is_none()).unwrap_or(true)
+    }
+
+    /// The address range `(start, end)` of this process's mapping: every
+    /// array `get_numpy` returns points inside it.
+    #[getter]
+    fn mapping(&self) -> PyResult<(usize, usize)> {
+        let m = self.seg()?.mapping();
+        Ok((m.start, m.end))
+    }
+
+    /// The largest value, in bytes, that fits in this cache.
+    #[getter]
+    fn max_value_size(&self) -> PyResult<u64> {
+        Ok(self.seg()?.max_value_size())
+    }
+
+    /// Detaches from the cache. The data stays for other processes; arrays
+    /// already returned stay valid until they are gone. Further calls
+    /// raise `StrataError`.
+    fn close(&self) {
+        let seg = self.seg.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(seg) = seg {
+            seg.release_thread();
+        }
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.close();
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.closed() { "closed" } else { "open" };
+        format!("<strata.Cache {:?} ({state})>", self.name)
+    }
+
+    /// Stores `value` under `key`. `value` is bytes, any buffer, or a NumPy
+    /// array, whose dtype and shape are kept (a non-contiguous array is
+    /// stored contiguous). `ttl` is in seconds. Returns False if the cache
+    /// was full and its admission policy kept the entries already there.
+    #[pyo3(signature = (key, value, ttl = None))]
+    fn set(
+        &self,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+        ttl: Option<f64>,
+    ) -> PyResult<bool> {
+        let seg = self.seg()?;
+        let key = key_bytes(key)?;
+        let (payload, tag) = encode(value)?;
+        let mut opts = PutOptions::default();
+        if let Some(ttl) = ttl {
+            opts = opts.ttl(ttl_duration(ttl)?);
+        }
+        if let Some(tag) = tag {
+            opts = opts.tag(tag);
+        }
+        let outcome = seg.put(key, payload.bytes(), &opts).map_err(to_py)?;
+        Ok(outcome != PutOutcome::Rejected)
+    }
+
+    /// A copy of the value, or None.
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let seg = self.seg()?;
+        let key = key_bytes(key)?;
+        let guard = seg.get(key).map_err(to_py)?;
+        Ok(guard.map(|g| PyBytes::new(py, &g)))
+    }
+
+    /// A read-only NumPy array whose buffer is the value in shared memory:
+    /// no copy. It stays valid and unchanged while it (or any slice of it)
+    /// lives, whatever happens to the key. dtype and shape come from the
+    /// stored type tag (uint8 if none) unless given; given ones must cover
+    /// the value's bytes exactly, else ValueError. None if absent.
+    #[pyo3(signature = (key, shape = None, dtype = None))]
+    fn get_numpy<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        shape: Option<&Bound<'py, PyAny>>,
+        dtype: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let seg = self.seg()?;
+        let key = key_bytes(key)?;
+        let Some(view) = seg.get_view(key).map_err(to_py)? else {
+            return Ok(None);
+        };
+        let owner = Bound::new(py, PinnedValue::new(view))?;
+        let v = owner.get().view();
+        let (descr, dims) = resolve(py, &self.descrs, v.raw_tag(), v.len(), shape, dtype)?;
+        readonly_array(owner, descr, dims.as_slice()).map(Some)
+    }
+
+    /// Removes the key; True if it was there.
+    fn delete(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        self.seg()?.delete(key_bytes(key)?).map_err(to_py)
+    }
+
+    /// Sets the key's time to live, in seconds; True if the key exists.
+    fn expire(&self, key: &Bound<'_, PyAny>, ttl: f64) -> PyResult<bool> {
+        let ttl = ttl_duration(ttl)?;
+        self.seg()?.expire(key_bytes(key)?, ttl).map_err(to_py)
+    }
+
+    /// Removes the key's time to live; True if the key exists.
+    fn persist(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        self.seg()?.persist(key_bytes(key)?).map_err(to_py)
+    }
+
+    /// Seconds the key has left, None if it never expires. KeyError if the
+    /// key is absent.
+    fn ttl(&self, key: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+        let seg = self.seg()?;
+        let k = key_bytes(key)?;
+        let Some(guard) = seg.get(k).map_err(to_py)? else {
+            return Err(PyKeyError::new_err(key.clone().unbind()));
+        };
+        Ok(guard
+            .expires_at_ms()
+            .map(|at| at.saturating_sub(seg.now_ms()) as f64 / 1000.0))
+    }
+
+    fn __contains__(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        self.seg()?.contains(key_bytes(key)?).map_err(to_py)
+    }
+
+    /// Entries in the cache (expired ones count until swept).
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self.seg()?.len() as usize)
+    }
+
+    /// The live keys, as bytes. Keys written meanwhile may or may not appear.
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let seg = self.seg()?;
+        let keys: Vec<Vec<u8>> = seg.keys().collect();
+        PyList::new(py, keys.iter().map(|k| PyBytes::new(py, k)))
+    }
+
+    /// Everything the segment reports: entries, bytes, counters, readers.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.seg()?.stats().map_err(to_py)?;
+        let d = PyDict::new(py);
+        let fields: [(&str, u64); 21] = [
+            ("entries", s.entries),
+            ("max_entries", s.max_entries),
+            ("memory_bytes", s.memory_bytes),
+            ("capacity_bytes", s.capacity_bytes),
+            ("used_bytes", s.used_bytes),
+            ("free_bytes", s.free_bytes),
+            ("limbo_bytes", s.limbo_bytes),
+            ("pinned_bytes", s.pinned_bytes),
+            ("hits", s.hits),
+            ("misses", s.misses),
+            ("inserts", s.inserts),
+            ("updates", s.updates),
+            ("deletes", s.deletes),
+            ("evictions", s.evictions),
+            ("expirations", s.expirations),
+            ("rejections", s.rejections),
+            ("repairs", s.repairs),
+            ("reader_slots_attached", s.reader_slots_attached),
+            ("reader_slots_live", s.reader_slots_live),
+            ("global_epoch", s.global_epoch),
+            ("shards", s.shards),
+        ];
+        for (k, v) in fields {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+
+    /// Copies of many values at once: a list with None for each absent key.
+    fn get_many<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        batch::get_many(py, &self.seg()?, keys)
+    }
+
+    /// Many values gathered into one new (or the given) C-contiguous array
+    /// of shape `(N, *row_shape)`, and a boolean mask of the keys found;
+    /// rows of absent keys are zero.
+    ///
+    /// `keys` is a sequence of str or bytes, or a 1-d NumPy array of
+    /// integer ids, each read as the key `prefix + str(id)` (formatted in
+    /// Rust, the fast path for embedding tables). `prefix` also goes in
+    /// front of str and bytes keys.
+    ///
+    /// The row layout is `out`'s, else what `get_numpy(first_found_key,
+    /// shape, dtype)` would return. Every found value must have that many
+    /// bytes, and a stored dtype equal to it, else ValueError. With no key
+    /// found and no `out` or `shape`, the array has shape `(N, 0)`.
+    #[pyo3(signature = (keys, out = None, *, prefix = None, shape = None, dtype = None))]
+    fn get_numpy_many<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyAny>,
+        out: Option<&Bound<'py, PyAny>>,
+        prefix: Option<&Bound<'py, PyAny>>,
+        shape: Option<&Bound<'py, PyAny>>,
+        dtype: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        batch::get_numpy_many(py, self, keys, out, prefix, shape, dtype)
+    }
+
+    /// Housekeeping now: reaps dead processes' reader slots, pins and
+    /// locks, sweeps expired entries and frees what no reader can see.
+    /// Writers do a little of this as they go.
+    fn maintain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let seg = self.seg()?;
+        let r = py.detach(|| seg.maintain()).map_err(to_py)?;
+        let d = PyDict::new(py);
+        d.set_item("reaped_slots", r.reaped_slots)?;
+        d.set_item("reaped_pin_pages", r.reaped_pin_pages)?;
+        d.set_item("recovered_shards", r.recovered_shards)?;
+        d.set_item("expired", r.expired)?;
+        d.set_item("freed_blocks", r.freed_blocks)?;
+        Ok(d)
+    }
+
+    /// Walks the whole segment and checks its invariants (an fsck).
+    /// Returns `{"clean": bool, "violations": [...], ...}`.
+    fn check<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let seg = self.seg()?;
+        let r = py.detach(|| seg.check()).map_err(to_py)?;
+        let d = PyDict::new(py);
+        d.set_item("clean", r.is_clean())?;
+        d.set_item("violations", r.violations)?;
+        d.set_item("entries", r.entries)?;
+        d.set_item("limbo_blocks", r.limbo_blocks)?;
+        d.set_item("pinned_blocks", r.pinned_blocks)?;
+        Ok(d)
+    }
+}

@@ -1,0 +1,40 @@
+//! The `strata._strata` extension module: `Cache`, its exceptions and the
+//! segment listing. The Python package `strata` re-exports all of it.
+
+mod arrays;
+mod batch;
+mod cache;
+mod dtypes;
+mod errors;
+mod keys;
+mod values;
+
+use pyo3::prelude::*;
+use std::path::PathBuf;
+use strata_shm::{default_dir, Segment};
+
+/// The names of the caches in `dir` (default: `$STRATA_SHM_DIR`, else
+/// `/dev/shm`).
+#[pyfunction]
+#[pyo3(signature = (dir = None))]
+fn segments(dir: Option<PathBuf>) -> PyResult<Vec<String>> {
+    Segment::list(&dir.unwrap_or_else(default_dir)).map_err(errors::to_py)
+}
+
+/// Removes the named cache. Processes attached to it keep their mapping
+/// until they close it; new ones no longer find it. True if it existed.
+#[pyfunction(name = "drop")]
+#[pyo3(signature = (name, dir = None))]
+fn drop_segment(name: &str, dir: Option<PathBuf>) -> PyResult<bool> {
+    Segment::unlink(name, &dir.unwrap_or_else(default_dir)).map_err(errors::to_py)
+}
+
+#[pymodule]
+fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<cache::Cache>()?;
+    m.add_class::<arrays::PinnedValue>()?;
+    m.add_function(wrap_pyfunction!(segments, m)?)?;
+    m.add_function(wrap_pyfunction!(drop_segment, m)?)?;
+    errors::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,162 @@
+"""Arrays from get_numpy are views of shared memory: read-only, never
+copied, and unchanged for as long as they live."""
+
+import gc
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import strata
+
+
+def released(cache):
+    """Pinned and limbo bytes once housekeeping has run."""
+    gc.collect()
+    cache.maintain()
+    s = cache.stats()
+    return s["pinned_bytes"], s["limbo_bytes"]
+
+
+def test_view_is_read_only(cache):
+    cache.set("k", np.arange(10, dtype=np.int64))
+    v = cache.get_numpy("k")
+    assert not v.flags.writeable
+    with pytest.raises(ValueError):
+        v[0] = 5
+    with pytest.raises(ValueError):
+        v.flags.writeable = True
+    with pytest.raises(ValueError):
+        v[2:4][0] = 1
+    assert np.array_equal(cache.get_numpy("k"), np.arange(10))
+
+
+def test_view_data_lies_inside_the_mapping(cache):
+    cache.set("k", np.ones(1024, np.float32))
+    v = cache.get_numpy("k")
+    start, end = cache.mapping
+    ptr = v.__array_interface__["data"][0]
+    assert start <= ptr and ptr + v.nbytes <= end
+    assert ptr % 64 == 0, "values are cache-line aligned"
+    assert isinstance(v.base, strata.PinnedValue)
+
+
+def test_view_survives_overwrite_delete_and_eviction(name):
+    c = strata.Cache(name, memory="16MiB")
+    first = np.full(16384, 1.0, np.float32)
+    c.set("k", first)
+    v1 = c.get_numpy("k")
+    c.set("k", np.full(16384, 2.0, np.float32))
+    v2 = c.get_numpy("k")
+    assert c.delete("k")
+    assert np.all(v1 == 1.0) and np.all(v2 == 2.0)
+
+    c.set("victim", np.full(16384, 3.0, np.float32))
+    v3 = c.get_numpy("victim")
+    filler = np.zeros(16384, np.float32)
+    for i in range(2000):
+        c.set(f"filler:{i}", filler)
+        if "victim" not in c:
+            break
+    assert "victim" not in c, "the filler should have evicted the victim"
+    assert c.stats()["evictions"] > 0
+    assert np.all(v1 == 1.0) and np.all(v2 == 2.0) and np.all(v3 == 3.0)
+    assert released(c)[0] > 0
+    del v1, v2, v3
+    assert released(c) == (0, 0)
+    assert c.check()["clean"]
+    c.close()
+
+
+def test_slices_keep_the_value_alive(cache):
+    cache.set("k", np.arange(1000, dtype=np.int32))
+    v = cache.get_numpy("k")
+    part = v[100:110]
+    t = v.reshape(10, 100).T
+    del v
+    cache.set("k", np.zeros(1000, np.int32))
+    cache.delete("k")
+    assert released(cache)[0] > 0
+    assert np.array_equal(part, np.arange(100, 110))
+    assert t[0, 1] == 100
+    del part, t
+    assert released(cache) == (0, 0)
+
+
+def test_zero_copy_is_more_than_1000x_faster_than_a_copy(cache):
+    value = np.random.default_rng(0).random(8 << 20, dtype=np.float32)  # 32 MiB
+    cache.set("big", value)
+
+    def best(f, n):
+        t = []
+        for _ in range(n):
+            s = time.perf_counter()
+            f()
+            t.append(time.perf_counter() - s)
+        return min(t)
+
+    view_s = best(lambda: cache.get_numpy("big"), 200)
+    copy_s = best(lambda: cache.get("big"), 5)
+    assert copy_s / view_s > 1000, (copy_s, view_s)
+    assert np.array_equal(cache.get_numpy("big"), value)
+
+
+def test_threads_read_while_a_writer_overwrites(cache):
+    # Each value is uniform; a torn or recycled read would mix two fills.
+    for k in range(8):
+        cache.set(f"k{k}", np.full(4096, k, np.int64))
+    stop = threading.Event()
+    bad = []
+    held = []
+
+    def reader():
+        rng = np.random.default_rng()
+        while not stop.is_set():
+            k = f"k{rng.integers(8)}"
+            v = cache.get_numpy(k)
+            if v is not None and not (v == v[0]).all():
+                bad.append(k)
+            if len(held) < 100:
+                held.append(v)
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            cache.set(f"k{i % 8}", np.full(4096, i, np.int64))
+
+    threads = [threading.Thread(target=reader) for _ in range(3)] + [threading.Thread(target=writer)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not bad
+    assert all(v is None or (v == v[0]).all() for v in held)
+    held.clear()
+    assert released(cache) == (0, 0)
+
+
+def test_torch_from_numpy_shares_memory(cache):
+    torch = pytest.importorskip("torch")
+    cache.set("k", np.arange(16, dtype=np.float32))
+    v = cache.get_numpy("k")
+    t = torch.from_numpy(v)
+    assert t.data_ptr() == v.__array_interface__["data"][0]
+    assert t.sum().item() == 120.0
+
+
+def test_segment_full_when_everything_is_pinned(name):
+    c = strata.Cache(name, memory="16MiB")
+    chunk = np.zeros(1 << 20, np.uint8)
+    views = []
+    with pytest.raises(strata.SegmentFullError):
+        for i in range(64):
+            c.set(f"k{i}", chunk)
+            views.append(c.get_numpy(f"k{i}"))
+    assert all(v.shape == (1 << 20,) for v in views)
+    views.clear()
+    assert c.set("after", chunk), "space comes back once the views are gone"
+    c.close()
