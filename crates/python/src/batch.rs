@@ -151,8 +151,9 @@ fn first_row<'py>(
     dtype: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Row<'py>> {
     for key in keys {
-        if let Some(v) = seg.get_view(key).map_err(to_py)? {
-            let (descr, dims) = resolve(py, &cache.descrs, v.raw_tag(), v.len(), shape, dtype)?;
+        // A guard, not a view: the layout is read at once, so no pin.
+        if let Some(g) = seg.get(key).map_err(to_py)? {
+            let (descr, dims) = resolve(py, &cache.descrs, g.raw_tag(), g.len(), shape, dtype)?;
             return Row::new(descr, dims);
         }
     }

@@ -1,0 +1,123 @@
+"""Type stubs of the strata extension module."""
+
+from os import PathLike
+from types import TracebackType
+from typing import Any, Optional, Sequence, Tuple, Type, Union
+
+import numpy as np
+import numpy.typing as npt
+
+Key = Union[str, bytes]
+"""A key: a str (stored as its UTF-8 bytes) or bytes."""
+
+class StrataError(Exception):
+    """Base class of every error the cache reports."""
+
+class SegmentNotFoundError(StrataError):
+    """The named cache does not exist and `create=False` was given."""
+
+class SegmentFullError(StrataError):
+    """The cache is full and nothing in it can be evicted."""
+
+class ValueTooLargeError(StrataError):
+    """The value is larger than the biggest block the cache can hold."""
+
+class KeyTooLargeError(StrataError):
+    """The key is longer than 8 KiB."""
+
+class ShmTooSmallError(StrataError):
+    """/dev/shm has less room than the cache needs; the message names the fix."""
+
+class IncompatibleSegmentError(StrataError):
+    """The segment was made by an incompatible version of strata."""
+
+class CorruptSegmentError(StrataError):
+    """The segment is corrupt, truncated or unfinished."""
+
+class PinnedValue:
+    """Keeps one value pinned in shared memory; the `base` of its arrays."""
+
+    def __len__(self) -> int: ...
+
+class Cache:
+    """A named cache in shared memory that every process on the machine can
+    attach. Thread-safe, and safe to create before fork: a forked child
+    registers itself on first use. Arrays obtained before a fork must not be
+    used in the child."""
+
+    def __init__(
+        self,
+        name: str = "default",
+        memory: Union[int, str, None] = None,
+        create: bool = True,
+        dir: Union[str, PathLike[str], None] = None,
+    ) -> None:
+        """Attach to the named cache, creating it (with `memory` bytes or a
+        size such as "1GiB"; default 1 GiB) if `create` is true. `dir`
+        defaults to $STRATA_SHM_DIR, else /dev/shm."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def mapping(self) -> Tuple[int, int]:
+        """(start, end) addresses of this process's mapping of the cache."""
+    @property
+    def max_value_size(self) -> int: ...
+    def close(self) -> None:
+        """Detach. Arrays already returned stay valid while they live."""
+    def __enter__(self) -> "Cache": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+    def set(self, key: Key, value: Any, ttl: Optional[float] = None) -> bool:
+        """Store bytes, any buffer, or a NumPy array (dtype and shape kept).
+        False if a full cache's admission policy kept what it had."""
+    def get(self, key: Key) -> Optional[bytes]:
+        """A copy of the value, or None."""
+    def get_numpy(
+        self,
+        key: Key,
+        shape: Union[int, Sequence[int], None] = None,
+        dtype: Optional[npt.DTypeLike] = None,
+    ) -> Optional[np.ndarray]:
+        """A read-only, zero-copy view of the value in shared memory, or None.
+        Valid and unchanged while it (or any slice of it) lives."""
+    def get_many(self, keys: Sequence[Key]) -> list[Optional[bytes]]:
+        """Copies of many values; None for each absent key."""
+    def get_numpy_many(
+        self,
+        keys: Union[Sequence[Key], npt.NDArray[np.integer]],
+        out: Optional[np.ndarray] = None,
+        *,
+        prefix: Optional[Key] = None,
+        shape: Union[int, Sequence[int], None] = None,
+        dtype: Optional[npt.DTypeLike] = None,
+    ) -> Tuple[np.ndarray, npt.NDArray[np.bool_]]:
+        """Many values gathered into one (N, *row_shape) array, plus a mask of
+        the keys found; absent rows are zero. An integer array of ids reads
+        the keys `prefix + str(id)`."""
+    def delete(self, key: Key) -> bool: ...
+    def expire(self, key: Key, ttl: float) -> bool: ...
+    def persist(self, key: Key) -> bool: ...
+    def ttl(self, key: Key) -> Optional[float]:
+        """Seconds left; None if the key never expires; KeyError if absent."""
+    def __contains__(self, key: Key) -> bool: ...
+    def __len__(self) -> int: ...
+    def keys(self) -> list[bytes]: ...
+    def stats(self) -> dict[str, int]: ...
+    def maintain(self) -> dict[str, int]:
+        """Reap dead processes' slots, pins and locks; sweep expired entries."""
+    def check(self) -> dict[str, Any]:
+        """Walk the segment and check its invariants: {"clean": bool, ...}."""
+
+def segments(dir: Union[str, PathLike[str], None] = None) -> list[str]:
+    """Names of the caches on this machine."""
+
+def drop(name: str, dir: Union[str, PathLike[str], None] = None) -> bool:
+    """Remove the named cache; True if it existed."""
