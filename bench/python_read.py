@@ -4,7 +4,8 @@
     .venv/bin/python bench/python_read.py            # defaults: 200k keys
     .venv/bin/python bench/python_read.py --json     # one JSON object
 
-Values are float32[1024] (4 KiB). Every measurement reads random keys,
+Values are float32[1024] (4 KiB). `get_numpy_memo` is the same call on a
+cache opened with memo=1024 (remembered reads of hot keys). Every measurement reads random keys,
 uniform and Zipf 0.99, two ways:
   single  each call timed on its own (includes ~50 ns of timer overhead);
   batch   100 calls timed together, divided by 100 (the per-call cost of a
@@ -216,7 +217,8 @@ def main():
         buf = shm.buf
         nd, f32 = np.ndarray, np.float32
         frombuffer = np.frombuffer
-        gn, gb = cache.get_numpy, cache.get
+        memo_cache = strata.Cache(name, create=False, memo=1024)
+        gn, gb, gm = cache.get_numpy, cache.get, memo_cache.get_numpy
         dget = d.get
 
         def lmdb_get(k, _txn=[None]):
@@ -230,6 +232,7 @@ def main():
             say(f"[{dist}] single-key reads, {calls} calls each")
             r = {}
             r["strata_get_numpy"] = measure(gn, ks)
+            r["strata_get_numpy_memo"] = measure(gm, ks)
             r["strata_get"] = measure(gb, ks)
             r["floor_shared_memory"] = measure(lambda o: nd((DIM,), f32, buf, o), offs)
             r["dict"] = measure(dget, ks)
@@ -267,6 +270,16 @@ def main():
                         lambda: [frombuffer(v, f32) for v in client.mget(nxt_keys())], reps_r)
             report[dist] = r
 
+        say("hot set: 100 keys read over and over")
+        hot = [keys[i % 100] for i in range(calls)]
+        hot_offs = [(i % 100) * ROW for i in range(calls)]
+        report["hot100"] = {
+            "strata_get_numpy": measure(gn, hot),
+            "strata_get_numpy_memo": measure(gm, hot),
+            "floor_shared_memory": measure(lambda o: nd((DIM,), f32, buf, o), hot_offs),
+            "dict": measure(dget, hot),
+        }
+
         say("32 MiB value: get_numpy against get")
         big = rng.random(8 << 20, dtype=np.float32)
         cache.set("big", big)
@@ -286,6 +299,7 @@ def main():
             "per_worker_copies_bytes": 4 * n * ROW,
         }
         env.close()
+        memo_cache.close()
     finally:
         if redis_proc is not None:
             redis_proc.kill()
@@ -299,6 +313,7 @@ def main():
     ratios = {
         "get_numpy_vs_floor": z["strata_get_numpy"]["single"]["p50_ns"] / z["floor_shared_memory"]["single"]["p50_ns"],
         "get_numpy_vs_dict": z["strata_get_numpy"]["single"]["p50_ns"] / z["dict"]["single"]["p50_ns"],
+        "hot100_get_numpy_memo_vs_floor": report["hot100"]["strata_get_numpy_memo"]["single"]["p50_ns"] / report["hot100"]["floor_shared_memory"]["single"]["p50_ns"],
         "lmdb_vs_get_numpy": z["lmdb_get_frombuffer"]["single"]["p50_ns"] / z["strata_get_numpy"]["single"]["p50_ns"],
         "many1000_ids_vs_np_take": z["strata_get_numpy_many_1000_ids"]["p50_ns"] / z["np_take_1000"]["p50_ns"],
         "big_vs_4k_get_numpy": report["big_32mib"]["get_numpy"]["p50_ns"] / z["strata_get_numpy"]["single"]["p50_ns"],
@@ -325,6 +340,11 @@ def main():
         for case, v in report[dist].items():
             if "single" not in v:
                 print(f"{case:38} {v['p50_ns']/1e3:9.1f} {v['p99_ns']/1e3:9.1f} {v['p999_ns']/1e3:9.1f} {v['calls_per_s']:12,.0f}")
+    print("\nhot set of 100 keys: per call, ns")
+    for case, v in report["hot100"].items():
+        s = v["single"]
+        print(f"{case:38} {s['p50_ns']:9.0f} {s['p99_ns']:9.0f} {s['p999_ns']:9.0f} "
+              f"{v['batch']['p50_ns']:10.0f} {v['ops_per_s']:12,.0f}")
     b = report["big_32mib"]
     print(f"\n32 MiB value: get_numpy p50 {b['get_numpy']['p50_ns']:.0f} ns, get p50 {b['get']['p50_ns']/1e6:.2f} ms")
     m = report["memory"]

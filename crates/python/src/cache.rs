@@ -5,6 +5,7 @@ use crate::batch;
 use crate::dtypes::{flat, parse_shape, refuse_object, Descrs, Dims};
 use crate::errors::{to_py, StrataError};
 use crate::keys::key_bytes;
+use crate::memo::{Memo, Remembered};
 use crate::values::encode;
 use numpy::{PyArrayDescr, PyArrayDescrMethods};
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
@@ -17,20 +18,35 @@ use strata_shm::{parse_size, split_tag, PutOptions, PutOutcome, Segment, Segment
 
 /// The memory of a cache created without `memory=`.
 const DEFAULT_MEMORY: u64 = 1 << 30;
+/// `get_numpy` results a process remembers, at most, per shard: remembered
+/// values stay pinned, and a shard's limbo has room for 896
+/// replaced-but-pinned blocks across every process. The memo is off by
+/// default: a remembered read costs a third of a lookup, but every
+/// lookup that misses the memo costs more, so it pays only when a few
+/// keys take most reads (`docs/python.md` has the figures).
+const MEMO_PER_SHARD: usize = 16;
 
 /// A named cache in shared memory, which every process on the machine can
 /// attach. Thread-safe; safe to create before `fork` (gunicorn's master,
 /// a `multiprocessing` parent): a forked child registers itself on first
 /// use. Arrays returned before a fork must not be used in the child.
+/// `memo=N` remembers this process's last N `get_numpy` results and
+/// revalidates them with one index load (see docs/python.md).
 #[pyclass(frozen, module = "strata")]
 pub struct Cache {
     seg: RwLock<Option<Segment>>,
     name: String,
     path: PathBuf,
     pub(crate) descrs: Descrs,
+    memo: Memo,
 }
 
 impl Cache {
+    /// Lets go of remembered `get_numpy` results whose keys have changed.
+    fn sweep_memo(&self, seg: &Segment) {
+        drop(self.memo.sweep(|p| seg.is_current(p.view())));
+    }
+
     /// The segment, or an error once closed. A clone, so no lock is held
     /// while Python code runs.
     #[inline]
@@ -122,13 +138,14 @@ pub(crate) fn resolve<'py>(
 #[pymethods]
 impl Cache {
     #[new]
-    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None))]
+    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0))]
     fn new(
         py: Python<'_>,
         name: &str,
         memory: Option<&Bound<'_, PyAny>>,
         create: bool,
         dir: Option<PathBuf>,
+        memo: usize,
     ) -> PyResult<Self> {
         let mut opts = SegmentOptions::default().memory(memory_bytes(memory)?);
         if let Some(dir) = dir {
@@ -145,7 +162,10 @@ impl Cache {
                 }
             })
             .map_err(to_py)?;
+        let memo = memo.min(seg.layout().shard_count as usize * MEMO_PER_SHARD);
+        let memo_bytes = (seg.layout().arena_bytes() / 16) as usize;
         Ok(Cache {
+            memo: Memo::new(memo, memo_bytes),
             path: seg.path().to_path_buf(),
             seg: RwLock::new(Some(seg)),
             name: name.to_string(),
@@ -190,6 +210,7 @@ impl Cache {
     /// raise `StrataError`.
     fn close(&self) {
         let seg = self.seg.write().unwrap_or_else(|p| p.into_inner()).take();
+        drop(self.memo.clear());
         if let Some(seg) = seg {
             seg.release_thread();
         }
@@ -231,7 +252,16 @@ impl Cache {
         if let Some(tag) = tag {
             opts = opts.tag(tag);
         }
-        let outcome = seg.put(key, payload.bytes(), &opts).map_err(to_py)?;
+        let outcome = match seg.put(key, payload.bytes(), &opts) {
+            // Remembered reads may pin blocks whose keys changed: let go of
+            // those and try once more.
+            Err(strata_shm::Error::Full(_)) if self.memo.enabled() => {
+                self.sweep_memo(&seg);
+                seg.put(key, payload.bytes(), &opts)
+            }
+            r => r,
+        }
+        .map_err(to_py)?;
         Ok(outcome != PutOutcome::Rejected)
     }
 
@@ -262,12 +292,30 @@ impl Cache {
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let seg = self.seg()?;
         let key = key_bytes(key)?;
+        let memo = self.memo.enabled() && shape.is_none() && dtype.is_none();
+        let mut dropped = Vec::new();
+        if memo {
+            if let Some((owner, descr, dims)) = self.memo.get(py, key, &mut dropped) {
+                if seg.revalidate(owner.get().view()).map_err(to_py)? {
+                    return readonly_array(owner, descr, dims.as_slice()).map(Some);
+                }
+                dropped.extend(self.memo.forget(key));
+            }
+        }
         let Some(view) = seg.get_view(key).map_err(to_py)? else {
             return Ok(None);
         };
         let owner = Bound::new(py, PinnedValue::new(view))?;
         let v = owner.get().view();
         let (descr, dims) = resolve(py, &self.descrs, v.raw_tag(), v.len(), shape, dtype)?;
+        if memo {
+            let r = Remembered {
+                owner: owner.clone().unbind(),
+                descr: descr.clone().unbind(),
+                dims,
+            };
+            self.memo.remember(key, r, &mut dropped);
+        }
         readonly_array(owner, descr, dims.as_slice()).map(Some)
     }
 
@@ -318,7 +366,9 @@ impl Cache {
 
     /// Everything the segment reports: entries, bytes, counters, readers.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.seg()?.stats().map_err(to_py)?;
+        let seg = self.seg()?;
+        self.sweep_memo(&seg);
+        let s = seg.stats().map_err(to_py)?;
         let d = PyDict::new(py);
         let fields: [(&str, u64); 21] = [
             ("entries", s.entries),
@@ -389,6 +439,7 @@ impl Cache {
     /// Writers do a little of this as they go.
     fn maintain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let seg = self.seg()?;
+        self.sweep_memo(&seg);
         let r = py.detach(|| seg.maintain()).map_err(to_py)?;
         let d = PyDict::new(py);
         d.set_item("reaped_slots", r.reaped_slots)?;

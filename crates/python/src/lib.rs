@@ -7,6 +7,7 @@ mod cache;
 mod dtypes;
 mod errors;
 mod keys;
+mod memo;
 mod values;
 
 use pyo3::prelude::*;

@@ -136,6 +136,8 @@ def test_threads_read_while_a_writer_overwrites(cache):
     assert not bad
     assert all(v is None or (v == v[0]).all() for v in held)
     held.clear()
+    for k in range(8):
+        cache.delete(f"k{k}")
     assert released(cache) == (0, 0)
 
 
@@ -160,3 +162,89 @@ def test_segment_full_when_everything_is_pinned(name):
     views.clear()
     assert c.set("after", chunk), "space comes back once the views are gone"
     c.close()
+
+
+@pytest.fixture
+def memo_cache(name):
+    """A cache that remembers recent get_numpy results."""
+    c = strata.Cache(name, memory="64MiB", memo=256)
+    yield c
+    c.close()
+
+
+def test_repeated_reads_share_one_pin_but_not_one_array(memo_cache):
+    cache = memo_cache
+    cache.set("k", np.arange(12, dtype=np.float32))
+    a = cache.get_numpy("k")
+    b = cache.get_numpy("k")
+    assert a is not b and a.base is b.base, "the second read reuses the pinned value"
+    a.shape = (3, 4)
+    assert b.shape == (12,), "reshaping one result in place leaves the other alone"
+    hits = cache.stats()["hits"]
+    cache.get_numpy("k")
+    assert cache.stats()["hits"] == hits + 1
+    cache.set("k", np.zeros(12, dtype=np.float32))
+    c = cache.get_numpy("k")
+    assert c.base is not a.base and not c.any()
+    assert np.array_equal(a.ravel(), np.arange(12))
+
+
+def test_remembered_reads_see_expiry_changes(memo_cache):
+    cache = memo_cache
+    cache.set("e", b"12345678")
+    assert cache.get_numpy("e") is not None
+    assert cache.get_numpy("e") is not None
+    assert cache.expire("e", 0.2)
+    time.sleep(0.3)
+    assert cache.get_numpy("e") is None
+    cache.set("p", b"12345678", ttl=0.3)
+    assert cache.get_numpy("p") is not None
+    assert cache.persist("p")
+    time.sleep(0.4)
+    assert cache.get_numpy("p") is not None
+
+
+def test_memo_is_off_by_default(cache):
+    cache.set("k", b"12345678")
+    assert cache.get_numpy("k").base is not cache.get_numpy("k").base
+    gc.collect()
+    assert cache.stats()["pinned_bytes"] == 0
+
+
+def test_remembered_values_are_let_go_when_their_keys_change(memo_cache):
+    cache = memo_cache
+    for i in range(20):
+        cache.set(f"k{i}", np.full(1024, i, np.int32))
+        cache.get_numpy(f"k{i}")
+    gc.collect()
+    assert cache.stats()["pinned_bytes"] > 0, "the memo keeps current values pinned"
+    for i in range(20):
+        cache.delete(f"k{i}")
+    assert released(cache) == (0, 0), "stats() lets go of stale entries"
+
+
+def test_a_full_cache_lets_go_of_remembered_values(name):
+    with strata.Cache(name, memory="16MiB", memo=256) as c:
+        chunk = np.zeros(1 << 18, np.uint8)
+        for i in range(200):
+            assert c.set(f"k{i}", chunk) in (True, False)
+            c.get_numpy(f"k{i}")
+        assert c.check()["clean"]
+
+
+def test_a_forked_child_does_not_reuse_the_parents_pins(memo_cache):
+    import os
+
+    cache = memo_cache
+    cache.set("k", np.arange(1024, dtype=np.int64))
+    parent_view = cache.get_numpy("k")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        v = cache.get_numpy("k")
+        ok = v.base is not parent_view.base and np.array_equal(v, np.arange(1024))
+        os.write(w, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(w)
+    assert os.read(r, 1) == b"1"
+    os.waitpid(pid, 0)

@@ -39,10 +39,22 @@ impl KeyHash {
     }
 }
 
-/// An index slot word: the block's offset / 64 in the low 34 bits and the
-/// tag in the top 16. Zero is an empty slot (no block sits at offset 0).
+/// An index slot word: the block's offset / 64 in the low 34 bits, an
+/// expiry version in bits 34..48 and the tag in the top 16. Zero is an
+/// empty slot (no block sits at offset 0). A new link has version 0.
 pub fn slot_word(block_off: u64, tag: u64) -> u64 {
     (block_off >> 6) | (tag << 48)
+}
+
+const VERSION_SHIFT: u32 = 34;
+const VERSION_MASK: u64 = ((1 << 14) - 1) << VERSION_SHIFT;
+
+/// The same link with its expiry version advanced (mod 2^14): an in-place
+/// change of the entry's expiry changes its index word, so a reader that
+/// remembered the word sees that the entry changed.
+pub fn next_version(word: u64) -> u64 {
+    let v = (word & VERSION_MASK).wrapping_add(1 << VERSION_SHIFT) & VERSION_MASK;
+    (word & !VERSION_MASK) | v
 }
 
 pub fn slot_block(word: u64) -> u64 {
@@ -51,4 +63,21 @@ pub fn slot_block(word: u64) -> u64 {
 
 pub fn slot_tag(word: u64) -> u64 {
     word >> 48
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_keep_the_link_and_wrap() {
+        let w = slot_word(64 * 12345, 0xBEEF);
+        let mut v = w;
+        for _ in 0..(1 << 14) - 1 {
+            v = next_version(v);
+            assert_ne!(v, w);
+            assert_eq!((slot_block(v), slot_tag(v)), (64 * 12345, 0xBEEF));
+        }
+        assert_eq!(next_version(v), w);
+    }
 }

@@ -57,6 +57,13 @@ pub use clock::Clock;
 pub use error::{Error, Result};
 pub use keys::Keys;
 pub use maintain::MaintainReport;
+
+/// How many forks this process image descends through: a value that
+/// changes in a forked child, for per-process state that must not cross a
+/// fork (views, remembered lookups).
+pub fn fork_generation() -> u64 {
+    mem::sys::fork_generation()
+}
 pub use options::{
     default_dir, EvictHook, EvictReason, Evicted, PutOptions, PutOutcome, SegmentOptions,
 };

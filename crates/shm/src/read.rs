@@ -42,8 +42,23 @@ impl Inner {
     /// Finds a live, unexpired entry. The caller is inside an epoch.
     #[inline(always)]
     pub(crate) fn lookup(&self, ts: &ThreadSlot, h: KeyHash, key: &[u8]) -> Option<Header> {
+        self.lookup_found(ts, h, key).map(|f| f.hdr)
+    }
+
+    /// `lookup`, with the index slot and word the entry was found through.
+    #[inline(always)]
+    pub(crate) fn lookup_found(&self, ts: &ThreadSlot, h: KeyHash, key: &[u8]) -> Option<Found> {
+        let found = self.probe_found(h, key);
+        let off = found.map(|f| f.hdr.off);
+        self.count_access(ts, h, found.is_some(), off);
+        found
+    }
+
+    /// The bookkeeping of one read: the sampled sketch access, the hit or
+    /// miss counter, and the clock's usage bit of block `touch`.
+    #[inline(always)]
+    fn count_access(&self, ts: &ThreadSlot, h: KeyHash, hit: bool, touch: Option<u64>) {
         let r = &*self.region;
-        let found = self.probe(h, key);
         let s = ts.sample.get().wrapping_add(1);
         ts.sample.set(s);
         if s % SKETCH_SAMPLE == 0 {
@@ -52,29 +67,28 @@ impl Inner {
                 self.sketch.count_ops(r, SKETCH_OPS_BATCH as u64);
             }
         }
-        let counter = self.slots.off(ts.idx)
-            + if found.is_some() {
-                slot::HITS
-            } else {
-                slot::MISSES
-            };
+        let counter = self.slots.off(ts.idx) + if hit { slot::HITS } else { slot::MISSES };
         // Only this thread writes its slot's counters: no atomic RMW needed.
         r.store(counter, r.load(counter, Relaxed) + 1, Relaxed);
-        if let Some(hd) = &found {
-            block::touch(r, hd.off);
+        if let Some(off) = touch {
+            block::touch(r, off);
         }
-        found
     }
 
     /// A live, unexpired entry, with no bookkeeping.
     #[inline(always)]
     pub(crate) fn probe(&self, h: KeyHash, key: &[u8]) -> Option<Header> {
+        self.probe_found(h, key).map(|f| f.hdr)
+    }
+
+    #[inline(always)]
+    fn probe_found(&self, h: KeyHash, key: &[u8]) -> Option<Found> {
         let f = self.locate(h, key)?;
         let exp = f.hdr.expiry(&self.region);
         if exp != 0 && exp <= self.opts.clock.now_ms() {
             return None;
         }
-        Some(f.hdr)
+        Some(f)
     }
 
     /// The key's entry, expired or not: the one index walk that readers
@@ -177,6 +191,11 @@ pub struct View {
     tag_off: u64,
     tag_len: u64,
     expires_at: u64,
+    /// Where the entry was found, the index word then, and its hash: what
+    /// `Segment::revalidate` checks.
+    slot: u64,
+    word: u64,
+    hash: u64,
 }
 
 impl View {
@@ -326,6 +345,38 @@ impl Segment {
         Ok(())
     }
 
+    /// Whether `view` still shows its key's current value: the index slot
+    /// it was found through holds the same word, and it has not expired.
+    /// One index load, no lookup and no new pin; a true answer counts as a
+    /// hit, like a `get` (a false one counts nothing: the caller looks the
+    /// key up). The word is unique to the view's block while the view pins
+    /// it, and an in-place expiry change alters it, so an equal word means
+    /// the same entry (unless 16384 expiry changes happened in between).
+    /// Always false for a view taken before a fork, or in another segment.
+    #[inline]
+    pub fn revalidate(&self, view: &View) -> Result<bool> {
+        if !self.is_current(view) {
+            return Ok(false);
+        }
+        let inner = &*self.inner;
+        let ts = local::thread_slot(inner)?;
+        // The usage bit lives in the block header, the line this path
+        // exists to avoid: set it on sampled accesses only.
+        let sampled = ts.sample.get() % SKETCH_SAMPLE == SKETCH_SAMPLE - 1;
+        inner.count_access(&ts, KeyHash(view.hash), true, sampled.then_some(view.block));
+        Ok(true)
+    }
+
+    /// `revalidate` without the bookkeeping: for sweeping remembered views.
+    #[inline]
+    pub fn is_current(&self, view: &View) -> bool {
+        let inner = &*self.inner;
+        Arc::ptr_eq(&self.inner, &view.inner)
+            && view.fork_gen == crate::mem::sys::fork_generation()
+            && inner.region.load(view.slot, Acquire) == view.word
+            && (view.expires_at == 0 || view.expires_at > inner.opts.clock.now_ms())
+    }
+
     /// The segment clock's current time, in Unix milliseconds: what
     /// expiries are compared against.
     pub fn now_ms(&self) -> u64 {
@@ -356,8 +407,9 @@ impl Segment {
         let h = KeyHash::new(inner.seed, key);
         let (entry, fork_gen) = inner.pins().acquire(inner)?;
         inner.enter(&ts);
-        let found = inner.lookup(&ts, h, key);
-        let view = found.map(|hdr| {
+        let found = inner.lookup_found(&ts, h, key);
+        let view = found.map(|f| {
+            let hdr = f.hdr;
             let r = &*inner.region;
             inner.pin_pages.publish(r, entry, hdr.off);
             crate::failpoint::hit("holding_pin");
@@ -371,6 +423,9 @@ impl Segment {
                 tag_off: hdr.tag_off(),
                 tag_len: hdr.tag_len(),
                 expires_at: hdr.expiry(r),
+                slot: f.slot,
+                word: f.word,
+                hash: h.0,
             }
         });
         inner.exit(&ts);

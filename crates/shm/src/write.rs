@@ -6,7 +6,7 @@ use crate::block::{self, Header};
 use crate::classes;
 use crate::error::{Error, Result};
 use crate::failpoint;
-use crate::hash::{slot_block, slot_word, KeyHash};
+use crate::hash::{next_version, slot_block, slot_word, KeyHash};
 use crate::layout::{self, shard, BLOCK_HEADER, SLOTS_PER_BUCKET};
 use crate::local::{self, ThreadSlot};
 use crate::lock::Acquired;
@@ -413,9 +413,11 @@ impl Segment {
                 inner.remove_entry(ts, shard, f, Removal::Expired);
                 return Ok(false);
             }
-            inner
-                .region
-                .store(f.hdr.off + crate::layout::block::EXPIRY, at, Release);
+            let r = &*inner.region;
+            r.store(f.hdr.off + crate::layout::block::EXPIRY, at, Release);
+            // Readers that remembered the index word (revalidated views)
+            // must see the change; the link itself stays the same.
+            r.store(f.slot, next_version(f.word), Release);
             Ok(true)
         })
     }

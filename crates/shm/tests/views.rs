@@ -101,3 +101,43 @@ fn many_views_of_one_key_and_views_across_handles() {
     assert_eq!((st.pinned_bytes, st.limbo_bytes), (0, 0), "{st:?}");
     assert!(seg.check().unwrap().is_clean());
 }
+
+#[test]
+fn revalidate_follows_overwrite_expiry_changes_and_delete() {
+    let dir = ShmDir::new("revalidate");
+    let seg = dir.create("s", 16 * MIB);
+    let no = PutOptions::default();
+    seg.put(b"k", b"v1", &no).unwrap();
+    let fresh = |seg: &strata_shm::Segment| seg.get_view(b"k").unwrap().unwrap();
+
+    let v = fresh(&seg);
+    let hits = seg.stats().unwrap().hits;
+    assert!(seg.revalidate(&v).unwrap());
+    assert_eq!(
+        seg.stats().unwrap().hits,
+        hits + 1,
+        "a current view counts as a hit"
+    );
+
+    seg.put(b"k", b"v2", &no).unwrap();
+    assert!(!seg.revalidate(&v).unwrap(), "an overwrite makes it stale");
+
+    let v = fresh(&seg);
+    assert!(seg
+        .expire(b"k", std::time::Duration::from_secs(60))
+        .unwrap());
+    assert!(
+        !seg.revalidate(&v).unwrap(),
+        "an expiry change makes it stale"
+    );
+    let v = fresh(&seg);
+    assert!(seg.persist(b"k").unwrap());
+    assert!(!seg.is_current(&v), "so does persist");
+
+    let v = fresh(&seg);
+    assert!(seg.is_current(&v));
+    seg.delete(b"k").unwrap();
+    assert!(!seg.is_current(&v), "a delete makes it stale");
+    assert_eq!(&v[..], b"v2", "and the view keeps its bytes");
+    assert!(seg.check().unwrap().is_clean());
+}

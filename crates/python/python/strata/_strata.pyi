@@ -51,10 +51,12 @@ class Cache:
         memory: Union[int, str, None] = None,
         create: bool = True,
         dir: Union[str, PathLike[str], None] = None,
+        memo: int = 0,
     ) -> None:
         """Attach to the named cache, creating it (with `memory` bytes or a
         size such as "1GiB"; default 1 GiB) if `create` is true. `dir`
-        defaults to $STRATA_SHM_DIR, else /dev/shm."""
+        defaults to $STRATA_SHM_DIR, else /dev/shm. `memo` > 0 remembers
+        that many recent get_numpy results per process (see docs/python.md)."""
     @property
     def name(self) -> str: ...
     @property
