@@ -4,7 +4,6 @@ use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 use strata_shm::{format_size, parse_size, PutOptions, Segment, SegmentOptions, Stats};
 
 pub const NOT_FOUND: u8 = 1;
@@ -57,10 +56,7 @@ pub fn drop_segment(dir: &Path, name: &str) -> Result<ExitCode> {
 pub fn set(dir: &Path, name: &str, key: &str, value: &str, ttl: Option<f64>) -> Result<ExitCode> {
     let mut po = PutOptions::default();
     if let Some(secs) = ttl {
-        if !(secs.is_finite() && secs > 0.0) {
-            bail!("--ttl must be a positive number of seconds");
-        }
-        po = po.ttl(Duration::from_secs_f64(secs));
+        po = po.ttl(strata_shm::ttl_from_secs(secs).context("--ttl")?);
     }
     let seg = open(dir, name)?;
     match seg.put(key.as_bytes(), value.as_bytes(), &po)? {
@@ -95,29 +91,11 @@ pub fn del(dir: &Path, name: &str, key: &str) -> Result<ExitCode> {
 }
 
 pub fn stats_json(s: &Stats) -> serde_json::Value {
-    serde_json::json!({
-        "entries": s.entries,
-        "max_entries": s.max_entries,
-        "memory_bytes": s.memory_bytes,
-        "capacity_bytes": s.capacity_bytes,
-        "used_bytes": s.used_bytes,
-        "free_bytes": s.free_bytes,
-        "limbo_bytes": s.limbo_bytes,
-        "pinned_bytes": s.pinned_bytes,
-        "hits": s.hits,
-        "misses": s.misses,
-        "inserts": s.inserts,
-        "updates": s.updates,
-        "deletes": s.deletes,
-        "evictions": s.evictions,
-        "expirations": s.expirations,
-        "rejections": s.rejections,
-        "repairs": s.repairs,
-        "reader_slots_attached": s.reader_slots_attached,
-        "reader_slots_live": s.reader_slots_live,
-        "global_epoch": s.global_epoch,
-        "shards": s.shards,
-    })
+    s.fields()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into()))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 pub fn status(dir: &Path, name: &str, json: bool, check: bool) -> Result<ExitCode> {

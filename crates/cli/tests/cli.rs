@@ -96,6 +96,10 @@ fn errors_are_clear() {
         .success());
     let o = e.run(&["set", "k", "v", "--ttl", "-1", "-n", "x"]);
     assert_ne!(o.status.code(), Some(0));
+    // Too long for a Duration: an error, not a panic.
+    let o = e.run(&["set", "k", "v", "--ttl", "1e300", "-n", "x"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o).contains("too long"), "{}", text(&o));
     assert_eq!(e.run(&["frobnicate"]).status.code(), Some(2));
 }
 

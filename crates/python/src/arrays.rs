@@ -3,6 +3,7 @@
 //! buffer. This file holds the crate's only `unsafe` code; the segment
 //! side of every invariant named here is kept by `strata-shm`.
 
+use crate::dtypes::Dims;
 use numpy::npyffi::{self, npy_intp, NpyTypes, PY_ARRAY_API};
 use numpy::{PyArrayDescr, PyArrayDescrMethods};
 use pyo3::buffer::PyUntypedBuffer;
@@ -43,13 +44,12 @@ impl PinnedValue {
 pub fn readonly_array<'py>(
     owner: Bound<'py, PinnedValue>,
     descr: Bound<'py, PyArrayDescr>,
-    dims: &[npy_intp],
+    dims: &Dims,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = owner.py();
     let bytes = owner.get().view.value();
-    let need = dims.iter().try_fold(descr.itemsize(), |acc, &d| {
-        usize::try_from(d).ok().and_then(|d| acc.checked_mul(d))
-    });
+    let need = dims.count().and_then(|n| n.checked_mul(descr.itemsize()));
+    let dims = dims.as_slice();
     if need != Some(bytes.len()) {
         return Err(PyValueError::new_err(format!(
             "shape {dims:?} of {} does not cover the value's {} bytes",

@@ -13,17 +13,19 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString};
 use std::path::PathBuf;
 use std::sync::RwLock;
-use std::time::Duration;
-use strata_shm::{parse_size, split_tag, PutOptions, PutOutcome, Segment, SegmentOptions};
+use strata_shm::{
+    parse_size, split_tag, ttl_from_secs, PutOptions, PutOutcome, Segment, SegmentOptions,
+};
 
 /// The memory of a cache created without `memory=`.
 const DEFAULT_MEMORY: u64 = 1 << 30;
 /// `get_numpy` results a process remembers, at most, per shard: remembered
 /// values stay pinned, and a shard's limbo has room for 896
 /// replaced-but-pinned blocks across every process. The memo is off by
-/// default: a remembered read costs a third of a lookup, but every
-/// lookup that misses the memo costs more, so it pays only when a few
-/// keys take most reads (`docs/python.md` has the figures).
+/// default: a remembered read is cheaper than a lookup, but every read
+/// that misses the memo costs more, so it pays only when a few keys take
+/// most reads (`bench/python_read.py` measures both; `docs/python.md`
+/// quotes it).
 const MEMO_PER_SHARD: usize = 16;
 
 /// A named cache in shared memory, which every process on the machine can
@@ -78,16 +80,6 @@ fn memory_bytes(memory: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
     Err(PyTypeError::new_err(
         "memory must be an int or a size string such as \"1GiB\"",
     ))
-}
-
-/// Seconds as a duration; they must be positive and finite.
-fn ttl_duration(ttl: f64) -> PyResult<Duration> {
-    if !(ttl.is_finite() && ttl > 0.0) {
-        return Err(PyValueError::new_err(format!(
-            "ttl must be a positive number of seconds, not {ttl}"
-        )));
-    }
-    Duration::try_from_secs_f64(ttl).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 /// The descriptor and dimensions of a value of `len` bytes with the raw
@@ -247,7 +239,7 @@ impl Cache {
         let (payload, tag) = encode(value)?;
         let mut opts = PutOptions::default();
         if let Some(ttl) = ttl {
-            opts = opts.ttl(ttl_duration(ttl)?);
+            opts = opts.ttl(ttl_from_secs(ttl).map_err(to_py)?);
         }
         if let Some(tag) = tag {
             opts = opts.tag(tag);
@@ -297,7 +289,7 @@ impl Cache {
         if memo {
             if let Some((owner, descr, dims)) = self.memo.get(py, key, &mut dropped) {
                 if seg.revalidate(owner.get().view()).map_err(to_py)? {
-                    return readonly_array(owner, descr, dims.as_slice()).map(Some);
+                    return readonly_array(owner, descr, &dims).map(Some);
                 }
                 dropped.extend(self.memo.forget(key));
             }
@@ -316,7 +308,7 @@ impl Cache {
             };
             self.memo.remember(key, r, &mut dropped);
         }
-        readonly_array(owner, descr, dims.as_slice()).map(Some)
+        readonly_array(owner, descr, &dims).map(Some)
     }
 
     /// Removes the key; True if it was there.
@@ -326,7 +318,7 @@ impl Cache {
 
     /// Sets the key's time to live, in seconds; True if the key exists.
     fn expire(&self, key: &Bound<'_, PyAny>, ttl: f64) -> PyResult<bool> {
-        let ttl = ttl_duration(ttl)?;
+        let ttl = ttl_from_secs(ttl).map_err(to_py)?;
         self.seg()?.expire(key_bytes(key)?, ttl).map_err(to_py)
     }
 
@@ -370,30 +362,7 @@ impl Cache {
         self.sweep_memo(&seg);
         let s = seg.stats().map_err(to_py)?;
         let d = PyDict::new(py);
-        let fields: [(&str, u64); 21] = [
-            ("entries", s.entries),
-            ("max_entries", s.max_entries),
-            ("memory_bytes", s.memory_bytes),
-            ("capacity_bytes", s.capacity_bytes),
-            ("used_bytes", s.used_bytes),
-            ("free_bytes", s.free_bytes),
-            ("limbo_bytes", s.limbo_bytes),
-            ("pinned_bytes", s.pinned_bytes),
-            ("hits", s.hits),
-            ("misses", s.misses),
-            ("inserts", s.inserts),
-            ("updates", s.updates),
-            ("deletes", s.deletes),
-            ("evictions", s.evictions),
-            ("expirations", s.expirations),
-            ("rejections", s.rejections),
-            ("repairs", s.repairs),
-            ("reader_slots_attached", s.reader_slots_attached),
-            ("reader_slots_live", s.reader_slots_live),
-            ("global_epoch", s.global_epoch),
-            ("shards", s.shards),
-        ];
-        for (k, v) in fields {
+        for (k, v) in s.fields() {
             d.set_item(k, v)?;
         }
         Ok(d)

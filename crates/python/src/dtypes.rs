@@ -8,22 +8,20 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyTuple};
 use std::sync::Mutex;
-
-/// The most dimensions a stored tag carries (NumPy 1's limit).
-pub const MAX_DIMS: usize = 32;
+use strata_shm::MAX_NDIM;
 
 /// Dimensions of one array, kept on the stack.
 #[derive(Clone, Copy)]
 pub struct Dims {
     len: usize,
-    dims: [npy_intp; MAX_DIMS],
+    dims: [npy_intp; MAX_NDIM],
 }
 
 impl Dims {
     pub fn new() -> Self {
         Dims {
             len: 0,
-            dims: [0; MAX_DIMS],
+            dims: [0; MAX_NDIM],
         }
     }
 
@@ -32,7 +30,7 @@ impl Dims {
         let slot = self
             .dims
             .get_mut(self.len)
-            .ok_or_else(|| PyValueError::new_err("more than 32 dimensions"))?;
+            .ok_or_else(|| PyValueError::new_err(format!("more than {MAX_NDIM} dimensions")))?;
         *slot = d;
         self.len += 1;
         Ok(())

@@ -124,6 +124,8 @@ def test_refused_values_and_keys(cache):
         cache.get(None)
     with pytest.raises(ValueError):
         cache.set("k", b"v", ttl=-1)
+    with pytest.raises(ValueError):
+        cache.set("k", b"v", ttl=1e300)
     assert len(cache) == 0
     cache.set("k", b"12345678")
     with pytest.raises(TypeError):

@@ -65,10 +65,11 @@ pub fn fork_generation() -> u64 {
     mem::sys::fork_generation()
 }
 pub use options::{
-    default_dir, EvictHook, EvictReason, Evicted, PutOptions, PutOutcome, SegmentOptions,
+    default_dir, ttl_from_secs, EvictHook, EvictReason, Evicted, PutOptions, PutOutcome,
+    SegmentOptions,
 };
 pub use read::{Entry, Guard, View};
 pub use segment::{segment_path, validate_name, Segment};
 pub use size::{format_size, parse_size};
 pub use stats::Stats;
-pub use tag::{split_tag, TypeTag};
+pub use tag::{split_tag, TypeTag, MAX_NDIM};

@@ -1,6 +1,7 @@
-//! How to create or attach a segment.
+//! How to create or attach a segment, and how to write to it.
 
 use crate::clock::Clock;
+use crate::error::{Error, Result};
 use crate::policy::{Admission, TinyLfu};
 use crate::tag::TypeTag;
 use std::path::PathBuf;
@@ -102,6 +103,18 @@ impl SegmentOptions {
         self.on_evict = Some(hook);
         self
     }
+}
+
+/// A time to live given in seconds by a user: positive, finite, and no
+/// longer than a `Duration` holds.
+pub fn ttl_from_secs(secs: f64) -> Result<Duration> {
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(Error::InvalidConfig(format!(
+            "ttl must be a positive number of seconds, not {secs}"
+        )));
+    }
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| Error::InvalidConfig(format!("a ttl of {secs} seconds is too long")))
 }
 
 /// Per-write options.

@@ -10,7 +10,7 @@ use crate::mem::Words;
 use crate::segment::{Inner, Segment};
 use crate::tag::TypeTag;
 use std::rc::Rc;
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::Ordering::{self, Acquire, Relaxed};
 use std::sync::Arc;
 
 /// Sample one access in this many into the frequency sketch, so hot keys
@@ -39,16 +39,11 @@ impl Inner {
         }
     }
 
-    /// Finds a live, unexpired entry. The caller is inside an epoch.
+    /// Finds a live, unexpired entry, with the index slot and word it was
+    /// found through, and counts the access. The caller is inside an epoch.
     #[inline(always)]
-    pub(crate) fn lookup(&self, ts: &ThreadSlot, h: KeyHash, key: &[u8]) -> Option<Header> {
-        self.lookup_found(ts, h, key).map(|f| f.hdr)
-    }
-
-    /// `lookup`, with the index slot and word the entry was found through.
-    #[inline(always)]
-    pub(crate) fn lookup_found(&self, ts: &ThreadSlot, h: KeyHash, key: &[u8]) -> Option<Found> {
-        let found = self.probe_found(h, key);
+    pub(crate) fn lookup(&self, ts: &ThreadSlot, h: KeyHash, key: &[u8]) -> Option<Found> {
+        let found = self.probe(h, key);
         let off = found.map(|f| f.hdr.off);
         self.count_access(ts, h, found.is_some(), off);
         found
@@ -77,18 +72,43 @@ impl Inner {
 
     /// A live, unexpired entry, with no bookkeeping.
     #[inline(always)]
-    pub(crate) fn probe(&self, h: KeyHash, key: &[u8]) -> Option<Header> {
-        self.probe_found(h, key).map(|f| f.hdr)
-    }
-
-    #[inline(always)]
-    fn probe_found(&self, h: KeyHash, key: &[u8]) -> Option<Found> {
+    pub(crate) fn probe(&self, h: KeyHash, key: &[u8]) -> Option<Found> {
         let f = self.locate(h, key)?;
         let exp = f.hdr.expiry(&self.region);
         if exp != 0 && exp <= self.opts.clock.now_ms() {
             return None;
         }
         Some(f)
+    }
+
+    /// Calls `f(slot, word)` for each slot of the key's two buckets whose
+    /// word carries its tag, until `f` returns something: the candidates
+    /// every walk of the index checks. A loop with a closure rather than an
+    /// iterator chain, which cost a miss 60% more.
+    #[inline(always)]
+    fn find_tagged<R>(
+        &self,
+        h: KeyHash,
+        order: Ordering,
+        mut f: impl FnMut(u64, u64) -> Option<R>,
+    ) -> Option<R> {
+        let r = &*self.region;
+        let l = &self.layout;
+        let shard = h.shard(l);
+        let tag = h.tag();
+        for b in h.buckets(l) {
+            let line = l.bucket_off(shard, b);
+            for s in 0..SLOTS_PER_BUCKET {
+                let slot = line + s * 8;
+                let word = r.load(slot, order);
+                if word != 0 && slot_tag(word) == tag {
+                    if let Some(found) = f(slot, word) {
+                        return Some(found);
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// The key's entry, expired or not: the one index walk that readers
@@ -98,29 +118,18 @@ impl Inner {
     pub(crate) fn locate(&self, h: KeyHash, key: &[u8]) -> Option<Found> {
         let r = &*self.region;
         let l = &self.layout;
-        let shard = h.shard(l);
-        let tag = h.tag();
-        for b in h.buckets(l) {
-            let line = l.bucket_off(shard, b);
-            for s in 0..SLOTS_PER_BUCKET {
-                let slot = line + s * 8;
-                let word = r.load(slot, Acquire);
-                if word == 0 || slot_tag(word) != tag {
-                    continue;
-                }
-                let off = slot_block(word);
-                if off < l.arena || off >= l.region_size {
-                    continue;
-                }
-                let Some(hdr) = Header::read(r, off) else {
-                    continue;
-                };
-                if hdr.hash == h.0 && hdr.live() && hdr.key(r) == key {
-                    return Some(Found { slot, word, hdr });
-                }
+        self.find_tagged(h, Acquire, |slot, word| {
+            let off = slot_block(word);
+            if off < l.arena || off >= l.region_size {
+                return None;
             }
-        }
-        None
+            let hdr = Header::read(r, off)?;
+            (hdr.hash == h.0 && hdr.live() && hdr.key(r) == key).then_some(Found {
+                slot,
+                word,
+                hdr,
+            })
+        })
     }
 }
 
@@ -281,26 +290,16 @@ impl Inner {
         }
     }
 
-    /// Starts loading the header and first value lines of the block whose
-    /// index tag matches; by now the bucket lines are usually in cache.
+    /// Starts loading the header and first value lines of the first block
+    /// whose index tag matches; by now the bucket lines are usually cached.
     fn prefetch_blocks(&self, h: KeyHash) {
-        let r = &*self.region;
-        let l = &self.layout;
-        let shard = h.shard(l);
-        let tag = h.tag();
-        for b in h.buckets(l) {
-            let line = l.bucket_off(shard, b);
-            for s in 0..SLOTS_PER_BUCKET {
-                let word = r.load(line + s * 8, Relaxed);
-                if word != 0 && slot_tag(word) == tag {
-                    let off = slot_block(word);
-                    for line in 0..BATCH_BLOCK_LINES {
-                        r.prefetch(off + line * 64);
-                    }
-                    return;
-                }
+        self.find_tagged(h, Relaxed, |_, word| {
+            let off = slot_block(word);
+            for line in 0..BATCH_BLOCK_LINES {
+                self.region.prefetch(off + line * 64);
             }
-        }
+            Some(())
+        });
     }
 }
 
@@ -333,7 +332,7 @@ impl Segment {
             if let Some(h) = hashes.get(i + BATCH_BLOCK_AHEAD) {
                 inner.prefetch_blocks(*h);
             }
-            let found = inner.lookup(&ts, hashes[i], key.as_ref());
+            let found = inner.lookup(&ts, hashes[i], key.as_ref()).map(|f| f.hdr);
             each(
                 i,
                 found.map(|hdr| Entry {
@@ -391,7 +390,7 @@ impl Segment {
         let h = KeyHash::new(inner.seed, key);
         inner.enter(&ts);
         match inner.lookup(&ts, h, key) {
-            Some(hdr) => Ok(Some(Guard { seg: self, ts, hdr })),
+            Some(Found { hdr, .. }) => Ok(Some(Guard { seg: self, ts, hdr })),
             None => {
                 inner.exit(&ts);
                 Ok(None)
@@ -407,7 +406,7 @@ impl Segment {
         let h = KeyHash::new(inner.seed, key);
         let (entry, fork_gen) = inner.pins().acquire(inner)?;
         inner.enter(&ts);
-        let found = inner.lookup_found(&ts, h, key);
+        let found = inner.lookup(&ts, h, key);
         let view = found.map(|f| {
             let hdr = f.hdr;
             let r = &*inner.region;

@@ -45,6 +45,36 @@ pub struct Stats {
     pub shards: u64,
 }
 
+impl Stats {
+    /// Every figure with its name, in one order: what the command line's
+    /// JSON and the Python `stats()` dict report.
+    pub fn fields(&self) -> [(&'static str, u64); 21] {
+        [
+            ("entries", self.entries),
+            ("max_entries", self.max_entries),
+            ("memory_bytes", self.memory_bytes),
+            ("capacity_bytes", self.capacity_bytes),
+            ("used_bytes", self.used_bytes),
+            ("free_bytes", self.free_bytes),
+            ("limbo_bytes", self.limbo_bytes),
+            ("pinned_bytes", self.pinned_bytes),
+            ("hits", self.hits),
+            ("misses", self.misses),
+            ("inserts", self.inserts),
+            ("updates", self.updates),
+            ("deletes", self.deletes),
+            ("evictions", self.evictions),
+            ("expirations", self.expirations),
+            ("rejections", self.rejections),
+            ("repairs", self.repairs),
+            ("reader_slots_attached", self.reader_slots_attached),
+            ("reader_slots_live", self.reader_slots_live),
+            ("global_epoch", self.global_epoch),
+            ("shards", self.shards),
+        ]
+    }
+}
+
 impl Segment {
     pub fn stats(&self) -> Result<Stats> {
         let inner = &*self.inner;
