@@ -73,7 +73,7 @@ pub fn get_numpy_many<'py>(
             (o.clone(), row)
         }
         None => {
-            let row = first_row(py, cache, &seg, &keys, shape, dtype)?;
+            let row = first_row(py, cache, seg, &keys, shape, dtype)?;
             let mut full = vec![n];
             full.extend(row.dims.as_slice().iter().map(|&d| d as usize));
             let arr = numpy_fn(py, "empty")?.call1((PyTuple::new(py, full)?, &row.descr))?;

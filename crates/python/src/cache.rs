@@ -12,10 +12,8 @@ use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString};
 use std::path::PathBuf;
-use std::sync::RwLock;
-use strata_shm::{
-    parse_size, split_tag, ttl_from_secs, PutOptions, PutOutcome, Segment, SegmentOptions,
-};
+use std::sync::atomic::{AtomicBool, Ordering};
+use strata_shm::{parse_size, ttl_from_secs, PutOptions, PutOutcome, Segment, SegmentOptions};
 
 /// The memory of a cache created without `memory=`.
 const DEFAULT_MEMORY: u64 = 1 << 30;
@@ -36,7 +34,12 @@ const MEMO_PER_SHARD: usize = 16;
 /// revalidates them with one index load (see docs/python.md).
 #[pyclass(frozen, module = "strata")]
 pub struct Cache {
-    seg: RwLock<Option<Segment>>,
+    seg: Segment,
+    /// Cleared by `close()`. The segment itself stays mapped until this
+    /// object and every array taken from it are gone: a call on another
+    /// thread may still be using it, and a flag costs a read a plain load
+    /// where a lock and a handle clone cost four atomic operations.
+    open: AtomicBool,
     name: String,
     path: PathBuf,
     pub(crate) descrs: Descrs,
@@ -49,17 +52,16 @@ impl Cache {
         drop(self.memo.sweep(|p| seg.is_current(p.view())));
     }
 
-    /// The segment, or an error once closed. A clone, so no lock is held
-    /// while Python code runs.
+    /// The segment, or an error once closed.
     #[inline]
-    pub(crate) fn seg(&self) -> PyResult<Segment> {
-        let guard = self.seg.read().unwrap_or_else(|p| p.into_inner());
-        match &*guard {
-            Some(s) => Ok(s.clone()),
-            None => Err(StrataError::new_err(format!(
+    pub(crate) fn seg(&self) -> PyResult<&Segment> {
+        if self.open.load(Ordering::Acquire) {
+            Ok(&self.seg)
+        } else {
+            Err(StrataError::new_err(format!(
                 "cache {:?} is closed",
                 self.name
-            ))),
+            )))
         }
     }
 }
@@ -93,35 +95,19 @@ pub(crate) fn resolve<'py>(
     shape: Option<&Bound<'py, PyAny>>,
     dtype: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(Bound<'py, PyArrayDescr>, Dims)> {
-    let tag = split_tag(raw_tag);
-    let tag_descr = match &tag {
-        Some((d, _)) => Some(descrs.get(py, d)?),
-        None => None,
-    };
-    let descr = match dtype {
-        Some(d) => {
+    let tag = descrs.tag_layout(py, raw_tag)?;
+    let descr = match (dtype, &tag) {
+        (Some(d), _) => {
             let d = PyArrayDescr::new(py, d)?;
             refuse_object(&d)?;
             d
         }
-        None => match &tag_descr {
-            Some(d) => d.clone(),
-            None => descrs.get(py, "|u1")?,
-        },
+        (None, Some(t)) => t.descr.bind(py).clone(),
+        (None, None) => descrs.get(py, "|u1")?,
     };
-    let dims = match (shape, tag) {
+    let dims = match (shape, &tag) {
         (Some(s), _) => parse_shape(s, descr.itemsize(), len)?,
-        (None, Some((_, tag_dims)))
-            if tag_descr
-                .as_ref()
-                .is_some_and(|t| dtype.is_none() || t.is_equiv_to(&descr)) =>
-        {
-            let mut dims = Dims::new();
-            for d in tag_dims {
-                dims.push(d)?;
-            }
-            dims
-        }
+        (None, Some(t)) if dtype.is_none() || t.descr.bind(py).is_equiv_to(&descr) => t.dims,
         _ => flat(descr.itemsize(), len)?,
     };
     Ok((descr, dims))
@@ -159,7 +145,8 @@ impl Cache {
         Ok(Cache {
             memo: Memo::new(memo, memo_bytes),
             path: seg.path().to_path_buf(),
-            seg: RwLock::new(Some(seg)),
+            seg,
+            open: AtomicBool::new(true),
             name: name.to_string(),
             descrs: Descrs::default(),
         })
@@ -180,7 +167,7 @@ impl Cache {
     /// Whether `close()` has been called.
     #[getter]
     fn closed(&self) -> bool {
-        self.seg.read().map(|s| s.is_none()).unwrap_or(true)
+        !self.open.load(Ordering::Acquire)
     }
 
     /// The address range `(start, end)` of this process's mapping: every
@@ -197,14 +184,15 @@ impl Cache {
         Ok(self.seg()?.max_value_size())
     }
 
-    /// Detaches from the cache. The data stays for other processes; arrays
-    /// already returned stay valid until they are gone. Further calls
-    /// raise `StrataError`.
+    /// Detaches from the cache: this object's calls raise `StrataError`
+    /// from now on, and the calling thread's reader slot is given back.
+    /// The data stays for other processes; arrays already returned stay
+    /// valid until they are gone. The mapping is released once this object
+    /// and every array taken from it are gone.
     fn close(&self) {
-        let seg = self.seg.write().unwrap_or_else(|p| p.into_inner()).take();
-        drop(self.memo.clear());
-        if let Some(seg) = seg {
-            seg.release_thread();
+        if self.open.swap(false, Ordering::AcqRel) {
+            drop(self.memo.clear());
+            self.seg.release_thread();
         }
     }
 
@@ -248,7 +236,7 @@ impl Cache {
             // Remembered reads may pin blocks whose keys changed: let go of
             // those and try once more.
             Err(strata_shm::Error::Full(_)) if self.memo.enabled() => {
-                self.sweep_memo(&seg);
+                self.sweep_memo(seg);
                 seg.put(key, payload.bytes(), &opts)
             }
             r => r,
@@ -299,6 +287,12 @@ impl Cache {
         };
         let owner = Bound::new(py, PinnedValue::new(view))?;
         let v = owner.get().view();
+        if !memo && shape.is_none() && dtype.is_none() {
+            // The common case: the stored layout, usually cached.
+            if let Some(l) = self.descrs.tag_layout(py, v.raw_tag())? {
+                return readonly_array(owner, l.descr.bind(py).clone(), &l.dims).map(Some);
+            }
+        }
         let (descr, dims) = resolve(py, &self.descrs, v.raw_tag(), v.len(), shape, dtype)?;
         if memo {
             let r = Remembered {
@@ -359,7 +353,7 @@ impl Cache {
     /// Everything the segment reports: entries, bytes, counters, readers.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let seg = self.seg()?;
-        self.sweep_memo(&seg);
+        self.sweep_memo(seg);
         let s = seg.stats().map_err(to_py)?;
         let d = PyDict::new(py);
         for (k, v) in s.fields() {
@@ -374,7 +368,7 @@ impl Cache {
         py: Python<'py>,
         keys: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        batch::get_many(py, &self.seg()?, keys)
+        batch::get_many(py, self.seg()?, keys)
     }
 
     /// Many values gathered into one new (or the given) C-contiguous array
@@ -408,7 +402,7 @@ impl Cache {
     /// Writers do a little of this as they go.
     fn maintain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let seg = self.seg()?;
-        self.sweep_memo(&seg);
+        self.sweep_memo(seg);
         let r = py.detach(|| seg.maintain()).map_err(to_py)?;
         let d = PyDict::new(py);
         d.set_item("reaped_slots", r.reaped_slots)?;

@@ -7,8 +7,8 @@ use numpy::{PyArrayDescr, PyArrayDescrMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyTuple};
-use std::sync::Mutex;
-use strata_shm::MAX_NDIM;
+use std::sync::{Mutex, OnceLock};
+use strata_shm::{split_tag, MAX_NDIM};
 
 /// Dimensions of one array, kept on the stack.
 #[derive(Clone, Copy)]
@@ -48,10 +48,40 @@ impl Dims {
     }
 }
 
-/// Descriptors of the dtype strings seen in stored tags.
+/// The descriptor and dimensions a stored type tag stands for.
+pub struct TagLayout {
+    raw: Box<[u8]>,
+    pub descr: Py<PyArrayDescr>,
+    pub dims: Dims,
+}
+
+/// A tag's layout: cached, or worked out for this call only.
+pub enum Layout<'a> {
+    Cached(&'a TagLayout),
+    Fresh(Box<TagLayout>),
+}
+
+impl std::ops::Deref for Layout<'_> {
+    type Target = TagLayout;
+    fn deref(&self) -> &TagLayout {
+        match self {
+            Layout::Cached(t) => t,
+            Layout::Fresh(t) => t,
+        }
+    }
+}
+
+/// Stored tags whose layout is kept, per cache. Most caches hold one or a
+/// few kinds of value; tags beyond these are worked out on every read.
+const TAG_LAYOUTS: usize = 16;
+
+/// Descriptors of the dtype strings seen in stored tags, and the layouts
+/// of whole tags. A tag's layout is read without a lock: working it out
+/// (decoding, a dtype lookup, the dimensions) cost a third of a `get_numpy`.
 #[derive(Default)]
 pub struct Descrs {
     known: Mutex<Vec<(Box<str>, Py<PyArrayDescr>)>>,
+    tags: [OnceLock<TagLayout>; TAG_LAYOUTS],
 }
 
 impl Descrs {
@@ -76,6 +106,43 @@ impl Descrs {
             .iter()
             .find(|(s, _)| &**s == dtype)
             .map(|(_, d)| d.bind(py).clone())
+    }
+
+    /// The layout of the raw stored tag `raw`; None if it is empty or not
+    /// a valid tag (the value is then plain bytes).
+    #[inline]
+    pub fn tag_layout(&self, py: Python<'_>, raw: &[u8]) -> PyResult<Option<Layout<'_>>> {
+        for slot in &self.tags {
+            match slot.get() {
+                Some(t) if *t.raw == *raw => return Ok(Some(Layout::Cached(t))),
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        let Some((dtype, tag_dims)) = split_tag(raw) else {
+            return Ok(None);
+        };
+        let descr = self.get(py, dtype)?.unbind();
+        let mut dims = Dims::new();
+        for d in tag_dims {
+            dims.push(d)?;
+        }
+        let mut fresh = TagLayout {
+            raw: raw.into(),
+            descr,
+            dims,
+        };
+        for slot in &self.tags {
+            if slot.get().is_some() {
+                continue;
+            }
+            // Another thread may fill this slot first: try the next one.
+            match slot.set(fresh) {
+                Ok(()) => return Ok(slot.get().map(Layout::Cached)),
+                Err(back) => fresh = back,
+            }
+        }
+        Ok(Some(Layout::Fresh(Box::new(fresh))))
     }
 }
 

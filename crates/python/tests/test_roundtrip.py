@@ -46,6 +46,26 @@ def test_array_round_trip(cache, dtype, shape):
     assert cache.get("k") == arr.tobytes()
 
 
+def test_many_layouts_in_one_cache(cache):
+    # More kinds of value than the cache keeps layouts for: the first ones
+    # are read through the kept layouts, the rest are worked out each time,
+    # and none may be read with another's layout.
+    arrays = {}
+    for i, dtype in enumerate(DTYPES):
+        for j, shape in enumerate([(6,), (2, 3), (3, 2), (1, 6), (6, 1)]):
+            arrays[f"k{i}.{j}"] = sample(dtype, shape)
+    assert len(arrays) > 40
+    for k, arr in arrays.items():
+        cache.set(k, arr)
+    for _ in range(2):
+        for k, arr in arrays.items():
+            got = cache.get_numpy(k)
+            assert (got.dtype, got.shape) == (arr.dtype, arr.shape), k
+            assert got.tobytes() == arr.tobytes(), k
+    # Overrides still apply to a value whose layout is kept.
+    assert cache.get_numpy("k0.1", shape=-1).shape == (6,)
+
+
 def test_large_array(cache):
     arr = np.random.default_rng(1).random((2048, 2048), dtype=np.float32)
     cache.set("big", arr)

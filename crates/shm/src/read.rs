@@ -123,6 +123,11 @@ impl Inner {
             if off < l.arena || off >= l.region_size {
                 return None;
             }
+            // The line after the header holds the end of a longer key, the
+            // type tag or the first value bytes: every reader's next load,
+            // whose address depends on the header. Start it now so the two
+            // misses overlap instead of following each other.
+            r.prefetch(off + 64);
             let hdr = Header::read(r, off)?;
             (hdr.hash == h.0 && hdr.live() && hdr.key(r) == key).then_some(Found {
                 slot,

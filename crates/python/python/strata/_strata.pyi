@@ -69,7 +69,9 @@ class Cache:
     @property
     def max_value_size(self) -> int: ...
     def close(self) -> None:
-        """Detach. Arrays already returned stay valid while they live."""
+        """Detach: later calls raise StrataError. Arrays already returned
+        stay valid while they live; the mapping goes when they and this
+        object are gone."""
     def __enter__(self) -> "Cache": ...
     def __exit__(
         self,
