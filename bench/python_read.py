@@ -10,6 +10,8 @@ uniform and Zipf 0.99, two ways:
   single  each call timed on its own (includes ~50 ns of timer overhead);
   batch   100 calls timed together, divided by 100 (the per-call cost of a
           loop; its percentiles are over batches).
+The cases of each group (single-key reads, bulk reads, the hot set) take
+turns in 5 rounds, so a slow spell of the machine falls on all of them.
 
 Peers, started by this script on this machine:
   floor       multiprocessing.shared_memory + np.ndarray(shape, dtype, buf,
@@ -82,23 +84,51 @@ def time_batch(f, args, per=100):
     return np.asarray(lat)
 
 
-def measure(f, args):
-    f(args[0])
-    single = time_single(f, args)
-    batch = time_batch(f, args)
-    total_s = float(batch.sum() * 100) / 1e9
-    out = {"single": pct(single), "batch": pct(batch)}
-    out["ops_per_s"] = len(batch) * 100 / total_s if total_s else 0.0
+# Every case of a group runs in turns, a slice at a time, so that a slow
+# spell of a shared machine falls on every case alike and the ratios hold.
+ROUNDS = 5
+
+
+def measure(cases):
+    """{name: (f, args)} -> {name: per-call latencies of f(arg)}, the
+    cases interleaved over ROUNDS turns."""
+    single = {k: [] for k in cases}
+    batch = {k: [] for k in cases}
+    for f, args in cases.values():
+        f(args[0])
+    for r in range(ROUNDS):
+        for k, (f, args) in cases.items():
+            step = len(args) // ROUNDS
+            part = args[r * step : (r + 1) * step]
+            single[k].append(time_single(f, part))
+            batch[k].append(time_batch(f, part))
+    out = {}
+    for k in cases:
+        b = np.concatenate(batch[k])
+        total_s = float(b.sum() * 100) / 1e9
+        out[k] = {
+            "single": pct(np.concatenate(single[k])),
+            "batch": pct(b),
+            "ops_per_s": len(b) * 100 / total_s if total_s else 0.0,
+        }
     return out
 
 
-def measure_calls(f, reps):
-    """Whole-call latency of a bulk operation, repeated."""
-    f()
-    lat = time_single(lambda _: f(), range(reps))
-    r = pct(lat)
-    r["calls_per_s"] = 1e9 / float(np.mean(lat))
-    return r
+def measure_calls(cases):
+    """{name: (f, reps)} -> whole-call latency of f(), repeated, the cases
+    interleaved over ROUNDS turns."""
+    lat = {k: [] for k in cases}
+    for f, _ in cases.values():
+        f()
+    for r in range(ROUNDS):
+        for k, (f, reps) in cases.items():
+            lat[k].append(time_single(lambda _: f(), range(max(1, reps // ROUNDS))))
+    out = {}
+    for k in cases:
+        a = np.concatenate(lat[k])
+        out[k] = pct(a)
+        out[k]["calls_per_s"] = 1e9 / float(np.mean(a))
+    return out
 
 
 def free_port():
@@ -139,7 +169,7 @@ def private_bytes(pid):
     return total
 
 
-def memory_workers(name, n, workers):
+def memory_workers(name, n, workers, shm_dir):
     """Forks workers that each hold views of every key; returns their
     combined private bytes once all views are held."""
     pids, pipes = [], []
@@ -148,7 +178,7 @@ def memory_workers(name, n, workers):
         pid = os.fork()
         if pid == 0:
             os.close(r)
-            c = strata.Cache(name, create=False)
+            c = strata.Cache(name, create=False, dir=shm_dir)
             views = [c.get_numpy(f"emb:{i}") for i in range(n)]
             assert all(v is not None for v in views)
             os.write(w, b"1")
@@ -173,18 +203,26 @@ def main():
     ap.add_argument("--calls", type=int, default=100_000, help="timed calls per case (default 100000)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--no-redis", action="store_true", help="skip the redis-server peer")
+    ap.add_argument(
+        "--dir",
+        default=os.environ.get("STRATA_SHM_DIR", "/dev/shm"),
+        help="directory of the strata cache (default: $STRATA_SHM_DIR or /dev/shm); "
+        "a tmpfs mounted with huge=within_size gives it 2 MiB pages",
+    )
     args = ap.parse_args()
     n, calls = args.keys, args.calls
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if args.json else print
     rng = np.random.default_rng(42)
 
     name = f"bench-py-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    cache = strata.Cache(name, memory=max(n * 8192 + (96 << 20), 256 << 20))
+    cache = strata.Cache(name, memory=max(n * 8192 + (96 << 20), 256 << 20), dir=args.dir)
     tmp = tempfile.mkdtemp(prefix="strata-bench-")
     shm = shared_memory.SharedMemory(create=True, size=n * ROW)
     redis_proc = None
-    report = {"keys": n, "value_bytes": ROW, "calls": calls}
+    report = {"keys": n, "value_bytes": ROW, "calls": calls, "huge_pages": cache.huge_pages}
     try:
+        pages = "2 MiB" if cache.huge_pages else "4 KiB"
+        say(f"strata cache in {args.dir}, {pages} pages")
         say(f"loading {n} keys of {ROW} bytes into strata, shared_memory, lmdb, dict, redis ...")
         floor_arr = np.ndarray((n, DIM), np.float32, shm.buf)
         floor_arr[:] = rng.random((n, DIM), dtype=np.float32)
@@ -217,7 +255,7 @@ def main():
         buf = shm.buf
         nd, f32 = np.ndarray, np.float32
         frombuffer = np.frombuffer
-        memo_cache = strata.Cache(name, create=False, memo=1024)
+        memo_cache = strata.Cache(name, create=False, memo=1024, dir=args.dir)
         gn, gb, gm = cache.get_numpy, cache.get, memo_cache.get_numpy
         dget = d.get
 
@@ -230,18 +268,21 @@ def main():
             bks = [k.encode() for k in ks]
             offs = [int(i) * ROW for i in ids]
             say(f"[{dist}] single-key reads, {calls} calls each")
-            r = {}
-            r["strata_get_numpy"] = measure(gn, ks)
-            r["strata_get_numpy_memo"] = measure(gm, ks)
-            r["strata_get"] = measure(gb, ks)
-            r["floor_shared_memory"] = measure(lambda o: nd((DIM,), f32, buf, o), offs)
-            r["dict"] = measure(dget, ks)
-            with env.begin(buffers=True) as txn:
-                lmdb_get.__defaults__[0][0] = txn
-                r["lmdb_get_frombuffer"] = measure(lmdb_get, bks)
+            floor = lambda o: nd((DIM,), f32, buf, o)  # noqa: E731
+            single = {
+                "strata_get_numpy": (gn, ks),
+                "strata_get_numpy_memo": (gm, ks),
+                "strata_get": (gb, ks),
+                "floor_shared_memory": (floor, offs),
+                "dict": (dget, ks),
+                "lmdb_get_frombuffer": (lmdb_get, bks),
+            }
             if client is not None:
                 few = ks[: min(calls, 20_000)]
-                r["redis_get_frombuffer"] = measure(lambda k: frombuffer(client.get(k), f32), few)
+                single["redis_get_frombuffer"] = (lambda k: frombuffer(client.get(k), f32), few)
+            with env.begin(buffers=True) as txn:
+                lmdb_get.__defaults__[0][0] = txn
+                r = measure(single)
 
             say(f"[{dist}] batches")
             for size in (100, 1000):
@@ -249,49 +290,51 @@ def main():
                 id_batches = [ids[j * size : (j + 1) * size] for j in range(reps) if (j + 1) * size <= calls]
                 id_batches = id_batches or [ids[:size]]
                 kb = [[keys[i] for i in b] for b in id_batches]
-                it = iter(range(10**9))
 
                 def cycle(batches):
+                    it = iter(range(10**9))
                     return lambda: batches[next(it) % len(batches)]
 
                 nxt_ids, nxt_keys = cycle(id_batches), cycle(kb)
-                r[f"strata_get_numpy_many_{size}_ids"] = measure_calls(
-                    lambda: cache.get_numpy_many(nxt_ids(), prefix="emb:"), len(id_batches))
                 out = np.empty((size, DIM), np.float32)
-                r[f"strata_get_numpy_many_{size}_ids_out"] = measure_calls(
-                    lambda: cache.get_numpy_many(nxt_ids(), out, prefix="emb:"), len(id_batches))
-                r[f"strata_get_numpy_many_{size}_str"] = measure_calls(
-                    lambda: cache.get_numpy_many(nxt_keys()), len(id_batches))
-                r[f"np_take_{size}"] = measure_calls(
-                    lambda: np.take(floor_arr, nxt_ids(), axis=0), len(id_batches))
+                n_b = len(id_batches)
+                bulk = {
+                    f"strata_get_numpy_many_{size}_ids": (
+                        lambda: cache.get_numpy_many(nxt_ids(), prefix="emb:"), n_b),
+                    f"strata_get_numpy_many_{size}_ids_out": (
+                        lambda: cache.get_numpy_many(nxt_ids(), out, prefix="emb:"), n_b),
+                    f"strata_get_numpy_many_{size}_str": (
+                        lambda: cache.get_numpy_many(nxt_keys()), n_b),
+                    f"np_take_{size}": (lambda: np.take(floor_arr, nxt_ids(), axis=0), n_b),
+                }
                 if client is not None:
-                    reps_r = min(len(kb), 200)
-                    r[f"redis_mget_{size}"] = measure_calls(
-                        lambda: [frombuffer(v, f32) for v in client.mget(nxt_keys())], reps_r)
+                    bulk[f"redis_mget_{size}"] = (
+                        lambda: [frombuffer(v, f32) for v in client.mget(nxt_keys())], min(n_b, 200))
+                r.update(measure_calls(bulk))
             report[dist] = r
 
         say("hot set: 100 keys read over and over")
         hot = [keys[i % 100] for i in range(calls)]
         hot_offs = [(i % 100) * ROW for i in range(calls)]
-        report["hot100"] = {
-            "strata_get_numpy": measure(gn, hot),
-            "strata_get_numpy_memo": measure(gm, hot),
-            "floor_shared_memory": measure(lambda o: nd((DIM,), f32, buf, o), hot_offs),
-            "dict": measure(dget, hot),
-        }
+        report["hot100"] = measure({
+            "strata_get_numpy": (gn, hot),
+            "strata_get_numpy_memo": (gm, hot),
+            "floor_shared_memory": (lambda o: nd((DIM,), f32, buf, o), hot_offs),
+            "dict": (dget, hot),
+        })
 
         say("32 MiB value: get_numpy against get")
         big = rng.random(8 << 20, dtype=np.float32)
         cache.set("big", big)
-        report["big_32mib"] = {
-            "get_numpy": measure_calls(lambda: cache.get_numpy("big"), 2000),
-            "get": measure_calls(lambda: cache.get("big"), 20),
-        }
+        report["big_32mib"] = measure_calls({
+            "get_numpy": (lambda: cache.get_numpy("big"), 2000),
+            "get": (lambda: cache.get("big"), 20),
+        })
         del big
 
         say("memory: 4 workers each holding views of every key")
         gc.collect()
-        private = memory_workers(name, n, 4)
+        private = memory_workers(name, n, 4, args.dir)
         report["memory"] = {
             "workers": 4,
             "data_bytes": n * ROW,
@@ -306,7 +349,7 @@ def main():
         shm.close()
         shm.unlink()
         cache.close()
-        strata.drop(name)
+        strata.drop(name, dir=args.dir)
         shutil.rmtree(tmp, ignore_errors=True)
 
     z = report["zipf"]

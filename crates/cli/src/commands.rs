@@ -106,6 +106,7 @@ pub fn status(dir: &Path, name: &str, json: bool, check: bool) -> Result<ExitCod
         let mut v = stats_json(&s);
         v["name"] = name.into();
         v["path"] = seg.path().display().to_string().into();
+        v["huge_pages"] = seg.huge_pages().into();
         if let Some(r) = &report {
             v["violations"] = r.violations.clone().into();
         }
@@ -142,6 +143,14 @@ pub fn status(dir: &Path, name: &str, json: bool, check: bool) -> Result<ExitCod
         println!(
             "readers   {} slots attached, {} alive; epoch {}; {} shards; {} repairs",
             s.reader_slots_attached, s.reader_slots_live, s.global_epoch, s.shards, s.repairs
+        );
+        println!(
+            "pages     {}",
+            if seg.huge_pages() {
+                "2 MiB (huge pages)"
+            } else {
+                "4 KiB; a tmpfs mounted with huge=within_size makes reads faster (docs/huge-pages.md)"
+            }
         );
         if let Some(r) = &report {
             if r.is_clean() {

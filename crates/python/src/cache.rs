@@ -178,6 +178,14 @@ impl Cache {
         Ok((m.start, m.end))
     }
 
+    /// Whether this process maps the cache with 2 MiB pages, which makes
+    /// lookups faster: true when its directory is a tmpfs mounted with
+    /// `huge=within_size` or `huge=always` (see docs/huge-pages.md).
+    #[getter]
+    fn huge_pages(&self) -> PyResult<bool> {
+        Ok(self.seg()?.huge_pages())
+    }
+
     /// The largest value, in bytes, that fits in this cache.
     #[getter]
     fn max_value_size(&self) -> PyResult<u64> {

@@ -419,6 +419,15 @@ impl Segment {
         base..base + self.inner.region.len() as usize
     }
 
+    /// Whether the kernel may map this segment with 2 MiB pages here. A
+    /// lookup's cost is mostly address translation of the index line and
+    /// the block header; huge pages cut it (docs/huge-pages.md). True when
+    /// the segment's directory is a tmpfs mounted with `huge=within_size`
+    /// or `huge=always`; false on a default /dev/shm.
+    pub fn huge_pages(&self) -> bool {
+        sys::thp_eligible(self.inner.region.base_addr()).unwrap_or(false)
+    }
+
     /// The largest value (plus key and tag) that fits in one block here.
     pub fn max_value_size(&self) -> u64 {
         self.inner.max_block - layout::BLOCK_HEADER

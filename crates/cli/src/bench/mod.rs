@@ -314,6 +314,7 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
     top["write_rate"] = json!(wr);
     top["memory_bytes"] = json!(memory);
     top["load_seconds"] = json!(load_s);
+    top["huge_pages"] = json!(seg.huge_pages());
     top["uniform"] = results.remove("uniform").unwrap_or(json!({}));
     top["scaling"] = json!({
         "gets_per_s_1_reader": one.gets_per_s,
@@ -345,10 +346,11 @@ fn print_report(
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
     let u = |v: &Value| v.as_u64().unwrap_or(0);
     println!(
-        "strata bench: {} keys x {} B in a {} segment; {readers} reader processes and a writer at {} puts/s; {} s per phase",
+        "strata bench: {} keys x {} B in a {} segment ({} pages); {readers} reader processes and a writer at {} puts/s; {} s per phase",
         args.keys,
         args.value_bytes,
         format_size(memory),
+        if top["huge_pages"] == true { "2 MiB" } else { "4 KiB" },
         args.write_rate,
         args.seconds
     );

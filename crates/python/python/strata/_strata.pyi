@@ -67,6 +67,10 @@ class Cache:
     def mapping(self) -> Tuple[int, int]:
         """(start, end) addresses of this process's mapping of the cache."""
     @property
+    def huge_pages(self) -> bool:
+        """Whether this process maps the cache with 2 MiB pages (a tmpfs
+        mounted with huge=within_size or huge=always)."""
+    @property
     def max_value_size(self) -> int: ...
     def close(self) -> None:
         """Detach: later calls raise StrataError. Arrays already returned

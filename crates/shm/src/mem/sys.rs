@@ -101,6 +101,25 @@ pub fn unlink(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
 }
 
+/// Whether the kernel may back this process's mapping that starts at
+/// `start` with transparent huge pages (its `THPeligible` in
+/// /proc/self/smaps). For a tmpfs file that depends on the mount's `huge=`
+/// option, which /dev/shm leaves at `never` on most systems.
+pub fn thp_eligible(start: usize) -> io::Result<bool> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let head = format!("{start:x}-");
+    let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&head));
+    if lines.next().is_none() {
+        return Ok(false);
+    }
+    // The fields of a mapping start with a capital letter; the next
+    // mapping's header line starts with a hex digit.
+    Ok(lines
+        .take_while(|l| l.starts_with(|c: char| c.is_ascii_uppercase()))
+        .filter_map(|l| l.strip_prefix("THPeligible:"))
+        .any(|v| v.trim() == "1"))
+}
+
 // ---- fork detection -------------------------------------------------------
 
 /// Bumped in every child right after `fork`, so per-process state (reader
