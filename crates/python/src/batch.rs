@@ -151,8 +151,9 @@ fn first_row<'py>(
     dtype: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Row<'py>> {
     for key in keys {
-        // A guard, not a view: the layout is read at once, so no pin.
-        if let Some(g) = seg.get(key).map_err(to_py)? {
+        // A guard, not a view: the layout is read at once, so no pin. A
+        // peek, not a get: the batch read counts this key's access.
+        if let Some(g) = seg.peek(key).map_err(to_py)? {
             let (descr, dims) = resolve(py, &cache.descrs, g.raw_tag(), g.len(), shape, dtype)?;
             return Row::new(descr, dims);
         }

@@ -188,9 +188,13 @@ def test_get_numpy_many(cache):
     expect = np.stack([rows.get(i, np.zeros(8, np.float32)) for i in ids])
     expect_found = np.array([i in rows for i in ids])
 
+    before = cache.stats()
     arr, found = cache.get_numpy_many(ids, prefix="emb:")
     assert arr.shape == (5, 8) and arr.dtype == np.float32
     assert np.array_equal(arr, expect) and np.array_equal(found, expect_found)
+    after = cache.stats()
+    assert after["hits"] - before["hits"] == 3, "one hit per key found, no more"
+    assert after["misses"] - before["misses"] == 2
 
     arr, found = cache.get_numpy_many([f"emb:{i}" for i in ids])
     assert np.array_equal(arr, expect) and np.array_equal(found, expect_found)

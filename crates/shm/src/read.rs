@@ -390,11 +390,29 @@ impl Segment {
     /// Looks a key up. The guard borrows the value in place.
     #[inline]
     pub fn get(&self, key: &[u8]) -> Result<Option<Guard<'_>>> {
+        self.read(key, true)
+    }
+
+    /// Looks a key up like [`Segment::get`], but leaves no trace: no hit
+    /// or miss is counted and the eviction policy does not see the access.
+    /// For inspecting a value (its length, its type tag) before the real
+    /// read.
+    pub fn peek(&self, key: &[u8]) -> Result<Option<Guard<'_>>> {
+        self.read(key, false)
+    }
+
+    #[inline(always)]
+    fn read(&self, key: &[u8], counted: bool) -> Result<Option<Guard<'_>>> {
         let inner = &*self.inner;
         let ts = local::thread_slot(inner)?;
         let h = KeyHash::new(inner.seed, key);
         inner.enter(&ts);
-        match inner.lookup(&ts, h, key) {
+        let found = if counted {
+            inner.lookup(&ts, h, key)
+        } else {
+            inner.probe(h, key)
+        };
+        match found {
             Some(Found { hdr, .. }) => Ok(Some(Guard { seg: self, ts, hdr })),
             None => {
                 inner.exit(&ts);

@@ -17,6 +17,9 @@ fn put_get_update_delete() {
     assert_eq!(&*seg.get(b"a").unwrap().unwrap(), b"two!");
     assert!(seg.get(b"b").unwrap().is_none());
     assert!(seg.contains(b"a").unwrap());
+    // Peeks and contains count nothing.
+    assert_eq!(&*seg.peek(b"a").unwrap().unwrap(), b"two!");
+    assert!(seg.peek(b"b").unwrap().is_none());
     assert_eq!(seg.len(), 1);
     assert!(seg.delete(b"a").unwrap());
     assert!(!seg.delete(b"a").unwrap());
