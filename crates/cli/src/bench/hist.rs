@@ -28,6 +28,12 @@ fn lower_bound(b: usize) -> u64 {
     (1 << e) | (m << (e - 7))
 }
 
+impl Default for Hist {
+    fn default() -> Hist {
+        Hist::new()
+    }
+}
+
 impl Hist {
     pub fn new() -> Hist {
         Hist {

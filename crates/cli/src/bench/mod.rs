@@ -28,7 +28,8 @@ pub struct BenchArgs {
     /// Reader processes (default: the number of cores).
     #[arg(long)]
     readers: Option<u64>,
-    /// Seconds per measured phase.
+    /// Seconds each measured case runs, split into turns that alternate
+    /// with its peers' (L0, the floor and the HashMap take turns).
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
     /// Puts per second of the writer running alongside the readers.
@@ -85,6 +86,7 @@ impl Drop for Cleanup {
     }
 }
 
+#[derive(Default)]
 struct Phase {
     hist: Hist,
     ops: u64,
@@ -94,6 +96,21 @@ struct Phase {
     puts_per_s: f64,
     shared_kb: u64,
     private_kb: u64,
+}
+
+impl Phase {
+    /// Pools another round of the same kind: rates and memory add up here
+    /// and are averaged by the caller.
+    fn add(&mut self, o: Phase) {
+        self.hist.merge(&o.hist);
+        self.ops += o.ops;
+        self.torn += o.torn;
+        self.missing += o.missing;
+        self.gets_per_s += o.gets_per_s;
+        self.puts_per_s += o.puts_per_s;
+        self.shared_kb += o.shared_kb;
+        self.private_kb += o.private_kb;
+    }
 }
 
 fn progress(json: bool, msg: &str) {
@@ -112,7 +129,15 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn spawn(&self, role: &str, kind: &str, dist: &str, rate: u64, seed: u64) -> Result<Child> {
+    fn spawn(
+        &self,
+        role: &str,
+        kind: &str,
+        dist: &str,
+        rate: u64,
+        seed: u64,
+        seconds: f64,
+    ) -> Result<Child> {
         let exe = std::env::current_exe().context("finding the strata binary")?;
         Command::new(exe)
             .arg("--dir")
@@ -122,7 +147,7 @@ impl Ctx<'_> {
             .args(["--segment", &self.segment, "--floor", &self.floor])
             .args(["--keys", &self.args.keys.to_string()])
             .args(["--value-bytes", &self.args.value_bytes.to_string()])
-            .args(["--seconds", &self.args.seconds.to_string()])
+            .args(["--seconds", &seconds.to_string()])
             .args(["--rate", &rate.to_string(), "--seed", &seed.to_string()])
             .stdout(Stdio::piped())
             .spawn()
@@ -138,27 +163,25 @@ impl Ctx<'_> {
         serde_json::from_str(line.trim()).context("reading a worker's report")
     }
 
-    /// Runs `readers` reader processes of `kind`, with the writer alongside
-    /// when `write_rate` > 0.
-    fn phase(&self, kind: &str, dist: &str, readers: u64, write_rate: u64) -> Result<Phase> {
+    /// Runs `readers` reader processes of `kind` for `seconds`, with the
+    /// writer alongside when `write_rate` > 0.
+    fn phase(
+        &self,
+        kind: &str,
+        dist: &str,
+        readers: u64,
+        write_rate: u64,
+        seconds: f64,
+    ) -> Result<Phase> {
         let writer = if write_rate > 0 {
-            Some(self.spawn("writer", "l0", dist, write_rate, 99)?)
+            Some(self.spawn("writer", "l0", dist, write_rate, 99, seconds)?)
         } else {
             None
         };
         let children: Vec<Child> = (0..readers)
-            .map(|r| self.spawn("reader", kind, dist, 0, 1000 + r))
+            .map(|r| self.spawn("reader", kind, dist, 0, 1000 + r, seconds))
             .collect::<Result<_>>()?;
-        let mut p = Phase {
-            hist: Hist::new(),
-            ops: 0,
-            torn: 0,
-            missing: 0,
-            gets_per_s: 0.0,
-            puts_per_s: 0.0,
-            shared_kb: 0,
-            private_kb: 0,
-        };
+        let mut p = Phase::default();
         for c in children {
             let v = Self::collect(c)?;
             p.hist.merge(&Hist::from_json(&v["hist"]));
@@ -177,7 +200,37 @@ impl Ctx<'_> {
         }
         Ok(p)
     }
+
+    /// Phases of every kind in `kinds`, each run in ROUNDS turns of an
+    /// equal share of `--seconds`, the kinds taking turns. A slow spell of
+    /// a shared machine then falls on all of them alike, which keeps their
+    /// ratios steady; each kind's histograms and counts are pooled.
+    fn interleaved<const N: usize>(
+        &self,
+        kinds: [&str; N],
+        dist: &str,
+        readers: u64,
+        write_rate: u64,
+    ) -> Result<[Phase; N]> {
+        let seconds = self.args.seconds / ROUNDS as f64;
+        let mut out: [Phase; N] = std::array::from_fn(|_| Phase::default());
+        for _ in 0..ROUNDS {
+            for (kind, total) in kinds.iter().zip(out.iter_mut()) {
+                total.add(self.phase(kind, dist, readers, write_rate, seconds)?);
+            }
+        }
+        for p in &mut out {
+            p.gets_per_s /= ROUNDS as f64;
+            p.puts_per_s /= ROUNDS as f64;
+            p.shared_kb /= ROUNDS as u64;
+            p.private_kb /= ROUNDS as u64;
+        }
+        Ok(out)
+    }
 }
+
+/// Turns each kind of phase takes in a comparison.
+const ROUNDS: u32 = 3;
 
 fn default_memory(keys: u64, value_bytes: u64) -> u64 {
     let per_entry = strata_shm::classes::for_size(value_bytes + 128)
@@ -260,13 +313,11 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
     for dist in ["zipf", "uniform"] {
         progress(
             args.json,
-            &format!("{dist}: L0 with {readers} readers and a writer"),
+            &format!(
+                "{dist}: L0, the floor and a HashMap in turns, {readers} readers and a writer"
+            ),
         );
-        let l0 = ctx.phase("l0", dist, readers, wr)?;
-        progress(args.json, &format!("{dist}: floor (plain shared array)"));
-        let fl = ctx.phase("floor", dist, readers, wr)?;
-        progress(args.json, &format!("{dist}: in-process HashMap"));
-        let hm = ctx.phase("hashmap", dist, readers, wr)?;
+        let [l0, fl, hm] = ctx.interleaved(["l0", "floor", "hashmap"], dist, readers, wr)?;
         torn += l0.torn + fl.torn + hm.torn;
         let (p50, f50, h50) = (
             l0.hist.quantile(0.5),
@@ -297,10 +348,10 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
         results.insert(dist.to_string(), v);
     }
     progress(args.json, "zipf: L0 with 1 reader and a writer (scaling)");
-    let one = ctx.phase("l0", "zipf", 1, wr)?;
+    let [one] = ctx.interleaved(["l0"], "zipf", 1, wr)?;
     torn += one.torn;
     progress(args.json, "writer alone, unthrottled");
-    let max_put = ctx.phase("l0", "zipf", 0, u64::MAX)?;
+    let max_put = ctx.phase("l0", "zipf", 0, u64::MAX, args.seconds)?;
     progress(args.json, "");
 
     let mut top = results.remove("zipf").unwrap_or(json!({}));
@@ -311,6 +362,7 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
     top["keys"] = json!(args.keys);
     top["value_bytes"] = json!(args.value_bytes);
     top["seconds_per_phase"] = json!(args.seconds);
+    top["rounds_per_phase"] = json!(ROUNDS);
     top["write_rate"] = json!(wr);
     top["memory_bytes"] = json!(memory);
     top["load_seconds"] = json!(load_s);
@@ -346,7 +398,7 @@ fn print_report(
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
     let u = |v: &Value| v.as_u64().unwrap_or(0);
     println!(
-        "strata bench: {} keys x {} B in a {} segment ({} pages); {readers} reader processes and a writer at {} puts/s; {} s per phase",
+        "strata bench: {} keys x {} B in a {} segment ({} pages); {readers} reader processes and a writer at {} puts/s; {} s per case, in {ROUNDS} turns",
         args.keys,
         args.value_bytes,
         format_size(memory),
