@@ -116,7 +116,7 @@ pub(crate) fn resolve<'py>(
 #[pymethods]
 impl Cache {
     #[new]
-    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0))]
+    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0, max_entries = None))]
     fn new(
         py: Python<'_>,
         name: &str,
@@ -124,10 +124,14 @@ impl Cache {
         create: bool,
         dir: Option<PathBuf>,
         memo: usize,
+        max_entries: Option<u64>,
     ) -> PyResult<Self> {
         let mut opts = SegmentOptions::default().memory(memory_bytes(memory)?);
         if let Some(dir) = dir {
             opts = opts.dir(dir);
+        }
+        if let Some(n) = max_entries {
+            opts = opts.max_entries(n);
         }
         let name_owned = name.to_string();
         // Creating reserves and zeroes the memory: let other threads run.

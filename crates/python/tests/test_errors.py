@@ -91,6 +91,11 @@ def test_bad_arguments(name):
         strata.Cache(name, memory="lots")
     with pytest.raises(TypeError):
         strata.Cache(name, memory=1.5)
+    with pytest.raises(ValueError, match="max entries"):
+        strata.Cache(name, memory="64MiB", max_entries=10)
+    with pytest.raises((ValueError, OverflowError, TypeError)):
+        strata.Cache(name, memory="64MiB", max_entries=-1)
+    assert name not in strata.segments(), "a refused cache leaves nothing behind"
 
 
 def test_closed_cache_raises(name):

@@ -52,11 +52,14 @@ class Cache:
         create: bool = True,
         dir: Union[str, PathLike[str], None] = None,
         memo: int = 0,
+        max_entries: Optional[int] = None,
     ) -> None:
         """Attach to the named cache, creating it (with `memory` bytes or a
         size such as "1GiB"; default 1 GiB) if `create` is true. `dir`
         defaults to $STRATA_SHM_DIR, else /dev/shm. `memo` > 0 remembers
-        that many recent get_numpy results per process (see docs/python.md)."""
+        that many recent get_numpy results per process (see docs/python.md).
+        `max_entries` sizes a new cache's index (default: one entry per KiB
+        of memory); raise it for values much smaller than 1 KiB."""
     @property
     def name(self) -> str: ...
     @property
