@@ -218,3 +218,24 @@ fn segments_are_listed_and_dropped() {
     assert!(!Segment::unlink("one", &dir.path).unwrap());
     assert_eq!(Segment::list(&dir.path).unwrap(), vec!["two"]);
 }
+
+#[test]
+fn the_index_holds_about_max_entries() {
+    // max_entries is the index's capacity: well below it nothing is lost,
+    // and at it all but a few keys whose two buckets filled up are kept.
+    let dir = ShmDir::new("capacity");
+    let m = 16_384u64;
+    for (fill, min_kept) in [(0.7, 1.0), (1.0, 0.995)] {
+        let seg = Segment::create("s", &dir.opts(64 * MIB).max_entries(m)).unwrap();
+        assert_eq!(seg.layout().max_entries, m);
+        let n = (m as f64 * fill) as u64;
+        for i in 0..n {
+            seg.put(format!("k{i}").as_bytes(), b"v", &PutOptions::default())
+                .unwrap();
+        }
+        let kept = seg.len() as f64 / n as f64;
+        assert!(kept >= min_kept, "{fill}: kept {kept}");
+        drop(seg);
+        Segment::unlink("s", &dir.path).unwrap();
+    }
+}
