@@ -423,7 +423,9 @@ impl Segment {
     /// lookup's cost is mostly address translation of the index line and
     /// the block header; huge pages cut it (docs/huge-pages.md). True when
     /// the segment's directory is a tmpfs mounted with `huge=within_size`
-    /// or `huge=always`; false on a default /dev/shm.
+    /// or `huge=always`; false on a default /dev/shm. It reads
+    /// /proc/self/smaps, which takes a while in a large process: for
+    /// reports, not for a hot path.
     pub fn huge_pages(&self) -> bool {
         sys::thp_eligible(self.inner.region.base_addr()).unwrap_or(false)
     }
