@@ -1,0 +1,134 @@
+//! What a read would cost under other index layouts: the memory accesses
+//! alone, without the rest of a lookup, timed one read at a time over
+//! 200k keys with Zipf 0.99, on this machine's memory and page size.
+//!
+//!   A  today: an index word, then the block header and the line after it,
+//!      in a random block of the arena (two dependent loads).
+//!   B  one 64-byte entry per key in a table that holds everything a view
+//!      needs (one load).
+//!   C  a bucket of one tag line followed by its eight 64-byte entries:
+//!      the tag line, then an entry in the same 576 bytes (two dependent
+//!      loads, one page).
+//!
+//! The sizes follow the default segment for the benchmark's data: an arena
+//! of 1.4 GB, two index slots per KiB, one table entry per KiB.
+//!
+//!   cargo run --release -p strata-shm --example layout_sim [-- DIR]
+
+use std::fs::OpenOptions;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+use strata_shm::mem::{Region, Words};
+
+const KEYS: usize = 200_000;
+/// The size class of a 4 KiB value with its header.
+const BLOCK: u64 = 4864;
+
+fn region(dir: &str, name: &str, len: u64) -> Region {
+    let path = format!("{dir}/strata-layout-sim-{}-{name}", std::process::id());
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .expect("creating a scratch file");
+    file.set_len(len).expect("sizing a scratch file");
+    let r = Region::map(&file, len).expect("mapping a scratch file");
+    let _ = std::fs::remove_file(&path);
+    r
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn main() {
+    let dir = std::env::args().nth(1).unwrap_or_else(|| "/dev/shm".into());
+    let n = KEYS as u64;
+    let arena_len = n * BLOCK * 5 / 4 + (256 << 20);
+    let slots = 2 * (arena_len / 1024);
+    let entries = arena_len / 1024;
+    let buckets = slots / 8;
+    let arena = region(&dir, "arena", arena_len);
+    let index = region(&dir, "index", slots * 8);
+    let table = region(&dir, "table", entries * 64);
+    let grouped = region(&dir, "grouped", buckets * 576);
+
+    let mut rng = Rng(0x1234_5678);
+    let mut order: Vec<u64> = (0..n).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let slot: Vec<u64> = (0..n).map(|_| rng.below(slots)).collect();
+    let entry: Vec<u64> = (0..n).map(|_| rng.below(entries)).collect();
+    let group: Vec<(u64, u64)> = (0..n).map(|_| (rng.below(buckets), rng.below(8))).collect();
+    for i in 0..KEYS {
+        let b = order[i] * BLOCK;
+        index.store(slot[i] * 8, b, Relaxed);
+        arena.store(b, i as u64, Relaxed);
+        arena.store(b + 64, i as u64, Relaxed);
+        table.store(entry[i] * 64, i as u64, Relaxed);
+        let (g, s) = group[i];
+        grouped.store(g * 576 + s * 8, s, Relaxed);
+        grouped.store(g * 576 + 64 + s * 64, i as u64, Relaxed);
+    }
+
+    let mut cdf = Vec::with_capacity(KEYS);
+    let mut acc = 0.0;
+    for r in 1..=KEYS {
+        acc += 1.0 / (r as f64).powf(0.99);
+        cdf.push(acc);
+    }
+    let mut perm: Vec<usize> = (0..KEYS).collect();
+    for i in (1..perm.len()).rev() {
+        perm.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let pattern: Vec<usize> = (0..1_000_000)
+        .map(|_| {
+            let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * acc;
+            perm[cdf.partition_point(|&c| c < u).min(KEYS - 1)]
+        })
+        .collect();
+
+    println!("layout sim in {dir}: {KEYS} keys, Zipf 0.99, ns per read (incl. timer)");
+    for round in 0..3 {
+        for mode in ["A", "B", "C"] {
+            let mut lat = Vec::with_capacity(pattern.len());
+            let mut sum = 0u64;
+            for &k in &pattern {
+                let t = Instant::now();
+                sum += match mode {
+                    "A" => {
+                        let b = index.load(slot[k] * 8, Relaxed);
+                        arena.load(b, Relaxed) + arena.load(b + 64, Relaxed)
+                    }
+                    "B" => table.load(entry[k] * 64, Relaxed),
+                    _ => {
+                        let (g, s) = group[k];
+                        let s = grouped.load(g * 576 + s * 8, Relaxed);
+                        grouped.load(g * 576 + 64 + s * 64, Relaxed)
+                    }
+                };
+                lat.push(t.elapsed().as_nanos() as u64);
+            }
+            std::hint::black_box(sum);
+            lat.sort_unstable();
+            let mean = lat.iter().sum::<u64>() as f64 / lat.len() as f64;
+            println!(
+                "round {round} layout {mode}: p50 {:>4}  p99 {:>5}  mean {mean:>4.0}",
+                lat[lat.len() / 2],
+                lat[lat.len() * 99 / 100]
+            );
+        }
+    }
+}
