@@ -90,8 +90,9 @@ ROUNDS = 5
 
 
 def measure(cases):
-    """{name: (f, args)} -> {name: per-call latencies of f(arg)}, the
-    cases interleaved over ROUNDS turns."""
+    """{name: (f, args)} -> {name: percentiles of f(arg) timed one call at a
+    time and in batches of 100, and ops/s}, the cases interleaved over
+    ROUNDS turns."""
     single = {k: [] for k in cases}
     batch = {k: [] for k in cases}
     for f, args in cases.values():
@@ -115,8 +116,8 @@ def measure(cases):
 
 
 def measure_calls(cases):
-    """{name: (f, reps)} -> whole-call latency of f(), repeated, the cases
-    interleaved over ROUNDS turns."""
+    """{name: (f, reps)} -> {name: percentiles of f()'s whole-call latency
+    over reps calls, and calls/s}, the cases interleaved over ROUNDS turns."""
     lat = {k: [] for k in cases}
     for f, _ in cases.values():
         f()
