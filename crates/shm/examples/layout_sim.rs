@@ -9,6 +9,9 @@
 //!   C  a bucket of one tag line followed by its eight 64-byte entries:
 //!      the tag line, then an entry in the same 576 bytes (two dependent
 //!      loads, one page).
+//!   D  a bucket of four 64-byte entries (256 bytes) at most half full:
+//!      the link words of the entries up to the key's, then its fields
+//!      (independent loads within one bucket).
 //!
 //! The sizes follow the default segment for the benchmark's data: an arena
 //! of 1.4 GB, two index slots per KiB, one table entry per KiB.
@@ -63,6 +66,9 @@ fn main() {
     let index = region(&dir, "index", slots * 8);
     let table = region(&dir, "table", entries * 64);
     let grouped = region(&dir, "grouped", buckets * 576);
+    // D: two slots per KiB in buckets of four 64-byte entries.
+    let quads = slots / 4;
+    let quad = region(&dir, "quad", quads * 256);
 
     let mut rng = Rng(0x1234_5678);
     let mut order: Vec<u64> = (0..n).collect();
@@ -72,6 +78,10 @@ fn main() {
     let slot: Vec<u64> = (0..n).map(|_| rng.below(slots)).collect();
     let entry: Vec<u64> = (0..n).map(|_| rng.below(entries)).collect();
     let group: Vec<(u64, u64)> = (0..n).map(|_| (rng.below(buckets), rng.below(8))).collect();
+    // At half load a key sits at position 0 or 1 of its bucket mostly.
+    let quad_pos: Vec<(u64, u64)> = (0..n)
+        .map(|_| (rng.below(quads), [0, 0, 0, 1, 1, 2][rng.below(6) as usize]))
+        .collect();
     for i in 0..KEYS {
         let b = order[i] * BLOCK;
         index.store(slot[i] * 8, b, Relaxed);
@@ -81,6 +91,8 @@ fn main() {
         let (g, s) = group[i];
         grouped.store(g * 576 + s * 8, s, Relaxed);
         grouped.store(g * 576 + 64 + s * 64, i as u64, Relaxed);
+        let (q, p) = quad_pos[i];
+        quad.store(q * 256 + p * 64 + 8, i as u64, Relaxed);
     }
 
     let mut cdf = Vec::with_capacity(KEYS);
@@ -102,7 +114,7 @@ fn main() {
 
     println!("layout sim in {dir}: {KEYS} keys, Zipf 0.99, ns per read (incl. timer)");
     for round in 0..3 {
-        for mode in ["A", "B", "C"] {
+        for mode in ["A", "B", "C", "D"] {
             let mut lat = Vec::with_capacity(pattern.len());
             let mut sum = 0u64;
             for &k in &pattern {
@@ -113,6 +125,14 @@ fn main() {
                         arena.load(b, Relaxed) + arena.load(b + 64, Relaxed)
                     }
                     "B" => table.load(entry[k] * 64, Relaxed),
+                    "D" => {
+                        let (q, p) = quad_pos[k];
+                        let mut words = 0;
+                        for e in 0..=p {
+                            words += quad.load(q * 256 + e * 64, Relaxed);
+                        }
+                        words + quad.load(q * 256 + p * 64 + 8, Relaxed)
+                    }
                     _ => {
                         let (g, s) = group[k];
                         let s = grouped.load(g * 576 + s * 8, Relaxed);
