@@ -222,12 +222,11 @@ fn segments_are_listed_and_dropped() {
 #[test]
 fn the_index_holds_about_max_entries() {
     // max_entries is the index's capacity: a key is lost only when both of
-    // its buckets are full, which stays rare up to it. Over 150 seeds the
-    // worst runs lost 1 key in 11,468 at 70% and 10 in 16,384 at 100%;
-    // the bounds leave ten times that margin.
+    // its buckets are full. Over 150 seeds nothing was lost at 70% or at
+    // 100%, and the worst run lost 1 key in 19,660 at 120%.
     let dir = ShmDir::new("capacity");
     let m = 16_384u64;
-    for (fill, min_kept) in [(0.7, 0.999), (1.0, 0.995)] {
+    for (fill, min_kept) in [(0.7, 1.0), (1.0, 0.9999)] {
         let seg = Segment::create("s", &dir.opts(64 * MIB).max_entries(m)).unwrap();
         assert_eq!(seg.layout().max_entries, m);
         let n = (m as f64 * fill) as u64;
