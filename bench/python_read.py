@@ -7,7 +7,7 @@
 Values are float32[1024] (4 KiB). `get_numpy_memo` is the same call on a
 cache opened with memo=1024 (remembered reads of hot keys). Every measurement reads random keys,
 uniform and Zipf 0.99, two ways:
-  single  each call timed on its own (includes ~50 ns of timer overhead);
+  single  each call timed on its own (includes the timer's own cost);
   batch   100 calls timed together, divided by 100 (the per-call cost of a
           loop; its percentiles are over batches).
 The cases of each group (single-key reads, bulk reads, the hot set) take
