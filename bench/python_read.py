@@ -178,23 +178,28 @@ def memory_workers(name, n, workers, shm_dir):
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            os.close(r)
-            c = strata.Cache(name, create=False, dir=shm_dir)
-            views = [c.get_numpy(f"emb:{i}") for i in range(n)]
-            assert all(v is not None for v in views)
-            os.write(w, b"1")
-            time.sleep(3600)
-            os._exit(0)
+            # A forked child must never return into the parent's code.
+            try:
+                os.close(r)
+                c = strata.Cache(name, create=False, dir=shm_dir)
+                views = [c.get_numpy(f"emb:{i}") for i in range(n)]
+                assert all(v is not None for v in views)
+                os.write(w, b"1")
+                time.sleep(3600)
+            finally:
+                os._exit(1)
         os.close(w)
         pids.append(pid)
         pipes.append(r)
+    ready = [os.read(r, 1) == b"1" for r in pipes]
     for r in pipes:
-        os.read(r, 1)
         os.close(r)
-    total = sum(private_bytes(p) for p in pids)
+    total = sum(private_bytes(p) for p, ok in zip(pids, ready) if ok)
     for p in pids:
         os.kill(p, 9)
         os.waitpid(p, 0)
+    if not all(ready):
+        raise RuntimeError("a worker could not hold views of every key (see its error above)")
     return total
 
 

@@ -41,7 +41,8 @@ enum Command {
         /// Size of the segment, e.g. 512MiB or 4GiB.
         #[arg(long, short = 'm', default_value = "1GiB")]
         memory: String,
-        /// Index capacity (default: one entry per KiB of memory).
+        /// Index capacity (default: one entry per 4 KiB of memory; each
+        /// costs 144 bytes of index).
         #[arg(long)]
         max_entries: Option<u64>,
     },

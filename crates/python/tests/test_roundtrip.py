@@ -69,17 +69,17 @@ def test_many_layouts_in_one_cache(cache):
 
 
 def test_max_entries_sizes_the_index(name):
-    # Many small values: the default index (one entry per KiB) holds only
-    # part of them however much memory is free; a larger one holds all.
+    # Many small values: the default index (one entry per 4 KiB) holds
+    # only part of them however much memory is free; a larger one holds all.
     n = 100_000
-    for max_entries, all_kept in ((None, False), (4 * n, True)):
+    for max_entries, all_kept in ((None, False), (2 * n, True)):
         with strata.Cache(name, memory="64MiB", max_entries=max_entries) as c:
             for i in range(n):
                 c.set(f"f:{i}", i.to_bytes(8, "little"))
             st = c.stats()
             assert (len(c) == n) is all_kept, (len(c), st["max_entries"])
             if all_kept:
-                assert st["max_entries"] == 4 * n
+                assert st["max_entries"] == 2 * n
                 assert all(c.get(f"f:{i}") == i.to_bytes(8, "little") for i in range(0, n, 997))
         strata.drop(name)
 

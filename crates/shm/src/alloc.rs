@@ -6,6 +6,7 @@
 
 use crate::block::{self, Header};
 use crate::classes::{self, LARGE};
+use crate::entry;
 use crate::hash::{slot_block, KeyHash};
 use crate::layout::{shard, slab, SLAB_SIZE, SLOTS_PER_BUCKET};
 use crate::mem::Words;
@@ -304,10 +305,10 @@ impl Inner {
                 continue;
             };
             let exp = hdr.expiry(r);
-            let usage_off = off + crate::layout::block::USAGE;
-            let usage = r.load(usage_off, Relaxed);
+            let entry = self.layout.entry_of(slot);
+            let usage = entry::usage(r, entry);
             if usage > 0 && !(exp != 0 && exp <= now) {
-                r.store(usage_off, usage - 1, Relaxed);
+                entry::set_usage(r, entry, usage - 1);
                 continue;
             }
             r.store(hand_off, (s << 20) | blk, Relaxed);

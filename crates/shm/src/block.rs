@@ -1,5 +1,5 @@
 //! Value blocks: a 48-byte header, the key, the type tag, then the value
-//! aligned to 64 bytes. Everything but the expiry and usage words is
+//! aligned to 64 bytes. Everything but the expiry word is
 //! immutable once the block is sealed.
 
 use crate::layout::{block, round_up, BLOCK_HEADER};
@@ -108,14 +108,4 @@ impl Header {
 pub fn set_state(r: &Region, off: u64, state: u64) {
     let m = r.load(off + block::META, Relaxed);
     r.store(off + block::META, (m & !0xFF) | state, Release);
-}
-
-/// Bumps the clock's usage count, writing only when it changes, so hot
-/// keys do not bounce their header line between cores.
-#[inline(always)]
-pub fn touch(r: &Region, off: u64) {
-    let u = r.load(off + block::USAGE, Relaxed);
-    if u < MAX_USAGE {
-        r.store(off + block::USAGE, u + 1, Relaxed);
-    }
 }

@@ -7,7 +7,9 @@ use crate::alloc::{
 };
 use crate::block::{self, Header};
 use crate::classes;
+use crate::entry::{self, Fields};
 use crate::error::Result;
+use crate::hash::BUSY;
 use crate::layout::{shard, slab};
 use crate::local;
 use crate::mem::Words;
@@ -63,6 +65,15 @@ impl Segment {
                         "shard {sh} bucket {b} (slot at {slot:#x}): word {w:#x} is not a valid link"
                     )),
                     Some(h) => {
+                        if w & BUSY != 0 {
+                            bad(format!("slot at {slot:#x}: entry left busy"));
+                        }
+                        if entry::fields(r, l.entry_of(slot)) != Fields::of_block(r, &h) {
+                            bad(format!(
+                                "slot at {slot:#x}: entry does not match block {:#x}",
+                                h.off
+                            ));
+                        }
                         if !linked.insert(h.off) {
                             bad(format!("block {:#x} linked twice", h.off));
                         }

@@ -4,7 +4,7 @@
 //! `docs/design/l0-segment.md` specifies the same thing in prose.
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"STRATAL0");
-pub const LAYOUT_VERSION: u64 = 1;
+pub const LAYOUT_VERSION: u64 = 2;
 
 pub const KIB: u64 = 1024;
 pub const MIB: u64 = 1024 * KIB;
@@ -15,9 +15,11 @@ pub const MAX_REGION: u64 = 1 << 40;
 
 pub const READER_SLOTS: u64 = 4096;
 pub const SLOT_SIZE: u64 = 128;
-/// Pin pages: at least this many, else one entry per index entry the
-/// segment is sized for, so every process can hold views of many keys.
+/// Pin pages: at least this many, else four pin entries per index entry
+/// the segment is sized for, so that several processes can each hold
+/// views of every key.
 pub const MIN_PIN_PAGES: u64 = 256;
+pub const PINS_PER_ENTRY: u64 = 4;
 /// The most pin pages (their byte locks must fit below 2^20).
 pub const MAX_PIN_PAGES: u64 = 1 << 16;
 pub const PIN_PAGE_SIZE: u64 = 4 * KIB;
@@ -27,12 +29,17 @@ pub const SHARD_HEADER_SIZE: u64 = 16 * KIB;
 pub const LIMBO_OFFSET: u64 = 2 * KIB;
 pub const LIMBO_ENTRY: u64 = 16;
 pub const LIMBO_CAPACITY: u64 = (SHARD_HEADER_SIZE - LIMBO_OFFSET) / LIMBO_ENTRY;
-pub const BUCKET_SIZE: u64 = 64;
 pub const SLOTS_PER_BUCKET: u64 = 8;
+/// A bucket's first line: its slot words.
+pub const TAG_LINE: u64 = 64;
 const _: () = assert!(
-    BUCKET_SIZE == SLOTS_PER_BUCKET * 8,
-    "a bucket is one cache line of slot words"
+    TAG_LINE == SLOTS_PER_BUCKET * 8,
+    "a bucket starts with one cache line of slot words"
 );
+/// One entry per slot, after the tag line: what a reader needs of the
+/// block the slot links, so that a hit reads no block header.
+pub const ENTRY_SIZE: u64 = 64;
+pub const BUCKET_SIZE: u64 = TAG_LINE + SLOTS_PER_BUCKET * ENTRY_SIZE;
 pub const SKETCH_BLOCK: u64 = 64;
 pub const SLAB_META_SIZE: u64 = 64;
 pub const BITMAP_SIZE: u64 = 4 * KIB;
@@ -132,13 +139,27 @@ pub mod slab {
     pub const USED: u64 = 8;
 }
 
+/// Index entry fields (see `entry.rs`).
+pub mod entry {
+    /// value length (40 bits), key length (14), tag length (9), inline flag.
+    pub const LENS: u64 = 0;
+    pub const EXPIRY: u64 = 8;
+    /// The clock's usage count.
+    pub const USAGE: u64 = 16;
+    pub const HASH: u64 = 24;
+    /// Key then type tag, when together they fit in 32 bytes.
+    pub const INLINE: u64 = 32;
+    pub const INLINE_BYTES: u64 = 32;
+}
+
 /// Block header fields.
 pub mod block {
     pub const META: u64 = 0;
     pub const VALUE_LEN: u64 = 8;
     pub const HASH: u64 = 16;
     pub const EXPIRY: u64 = 24;
-    pub const USAGE: u64 = 32;
+    /// Zero (the clock's usage count lives in the index entry).
+    pub const RESERVED: u64 = 32;
     pub const SIZE: u64 = 40;
 }
 
@@ -167,10 +188,12 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The default entry capacity for a region: one index slot per KiB,
-    /// which suits values of a few hundred bytes and up.
+    /// The default entry capacity for a region: one entry per 4 KiB,
+    /// which suits values of a few KiB (embeddings). An index entry costs
+    /// 144 bytes (two slots of 72), so that is 3.5% of the memory; smaller
+    /// values want a larger `max_entries`.
     pub fn default_max_entries(region_size: u64) -> u64 {
-        (region_size / KIB).max(1024)
+        (region_size / (4 * KIB)).max(1024)
     }
 
     /// Lays out a region, or says why it cannot be laid out.
@@ -184,10 +207,10 @@ impl Layout {
         if region_size % SLAB_SIZE != 0 {
             return Err("the region size must be a multiple of 2 MiB".into());
         }
-        if max_entries < 1024 || max_entries > region_size / 64 {
+        if max_entries < 1024 || max_entries > region_size / 256 {
             return Err(format!(
                 "max entries must lie between 1024 and {} for this size",
-                region_size / 64
+                region_size / 256
             ));
         }
         let shard_count = (region_size / (32 * MIB))
@@ -196,16 +219,13 @@ impl Layout {
         // Two candidate buckets of eight slots per key: keep the table at
         // most half full at capacity.
         let slots = 2 * max_entries;
-        let buckets_per_shard = slots
-            .div_ceil(shard_count * SLOTS_PER_BUCKET)
-            .next_power_of_two()
-            .max(2);
+        let buckets_per_shard = slots.div_ceil(shard_count * SLOTS_PER_BUCKET).max(2);
         let sketch_blocks = (max_entries / 16).next_power_of_two().max(64);
         let max_slabs = region_size / SLAB_SIZE;
 
         let readers = HEADER_SIZE;
         let pins = readers + READER_SLOTS * SLOT_SIZE;
-        let pin_pages = max_entries
+        let pin_pages = (PINS_PER_ENTRY * max_entries)
             .div_ceil(PIN_ENTRIES)
             .clamp(MIN_PIN_PAGES, MAX_PIN_PAGES);
         let shards = pins + pin_pages * PIN_PAGE_SIZE;
@@ -245,9 +265,10 @@ impl Layout {
     pub fn layout_hash() -> u64 {
         let desc = format!(
             "v{LAYOUT_VERSION} hdr={HEADER_SIZE} slab={SLAB_SIZE} slots={READER_SLOTS}x{SLOT_SIZE} \
-             pins=entries/{PIN_ENTRIES}:{MIN_PIN_PAGES}..{MAX_PIN_PAGES}x{PIN_PAGE_SIZE}/{PIN_PAGE_HEADER} shard={SHARD_HEADER_SIZE}/{LIMBO_OFFSET}/{LIMBO_ENTRY} \
-             bucket={BUCKET_SIZE}x{SLOTS_PER_BUCKET} sketch={SKETCH_BLOCK} slabmeta={SLAB_META_SIZE} \
+             pins={PINS_PER_ENTRY}xentries/{PIN_ENTRIES}:{MIN_PIN_PAGES}..{MAX_PIN_PAGES}x{PIN_PAGE_SIZE}/{PIN_PAGE_HEADER} shard={SHARD_HEADER_SIZE}/{LIMBO_OFFSET}/{LIMBO_ENTRY} \
+             bucket={TAG_LINE}+{SLOTS_PER_BUCKET}x{ENTRY_SIZE}:{:?} sketch={SKETCH_BLOCK} slabmeta={SLAB_META_SIZE} \
              bitmap={BITMAP_SIZE} block={BLOCK_HEADER} classes={:?} epoch={} locks={SLOT_LOCK_BASE}/{PIN_LOCK_BASE}",
+            [entry::LENS, entry::EXPIRY, entry::USAGE, entry::HASH, entry::INLINE],
             crate::classes::all(),
             hdr::EPOCH,
         );
@@ -265,6 +286,13 @@ impl Layout {
     }
     pub fn bucket_off(&self, shard: u64, bucket: u64) -> u64 {
         self.index + (shard * self.buckets_per_shard + bucket) * BUCKET_SIZE
+    }
+    /// The entry of the slot word at `slot` (an offset in a tag line).
+    #[inline(always)]
+    pub fn entry_of(&self, slot: u64) -> u64 {
+        let rel = slot - self.index;
+        let line = rel - rel % BUCKET_SIZE;
+        self.index + line + TAG_LINE + (rel - line) / 8 * ENTRY_SIZE
     }
     /// Every index slot of a shard, as (bucket, slot offset).
     pub fn shard_slots(&self, shard: u64) -> impl Iterator<Item = (u64, u64)> {

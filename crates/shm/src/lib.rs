@@ -1,6 +1,7 @@
 //! L0 of strata: one shared-memory segment that every process on a machine
-//! maps and reads directly. A read is an epoch pin, a hash, at most two
-//! index cache lines and a key compare: no system call, no lock, no copy.
+//! maps and reads directly. A read is an epoch pin, a hash, a bucket's tag
+//! line and the key's entry beside it, where the key is compared: no
+//! system call, no lock, no copy.
 //!
 //! Writers serialise per shard. Values are immutable once sealed; an
 //! update writes a new block and swaps one index word, and the old block
@@ -25,6 +26,7 @@ mod block;
 mod check;
 pub mod classes;
 mod clock;
+pub mod entry;
 pub mod epoch;
 mod error;
 mod failpoint;

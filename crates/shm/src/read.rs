@@ -1,12 +1,14 @@
-//! The read path: pin an epoch, hash, probe at most two index lines,
-//! compare the key, hand out the bytes. No system call, no lock, no copy.
+//! The read path: pin an epoch, hash, read the tag line of the key's
+//! bucket and the entry beside it, compare the key, hand out the bytes. No
+//! system call, no lock, no copy.
 
 use crate::block::{self, Header};
+use crate::entry::{self, Fields};
 use crate::error::Result;
 use crate::hash::{slot_block, slot_tag, KeyHash};
-use crate::layout::{slot, SLOTS_PER_BUCKET};
+use crate::layout::{slot, BLOCK_HEADER, ENTRY_SIZE, SLOTS_PER_BUCKET, TAG_LINE};
 use crate::local::{self, ThreadSlot};
-use crate::mem::Words;
+use crate::mem::{Region, Words};
 use crate::segment::{Inner, Segment};
 use crate::tag::TypeTag;
 use std::rc::Rc;
@@ -42,15 +44,15 @@ impl Inner {
     /// Finds a live, unexpired entry, with the index slot and word it was
     /// found through, and counts the access. The caller is inside an epoch.
     #[inline(always)]
-    pub(crate) fn lookup(&self, ts: &ThreadSlot, h: KeyHash, key: &[u8]) -> Option<Found> {
+    pub(crate) fn lookup(&self, ts: &ThreadSlot, h: KeyHash, key: &[u8]) -> Option<Hit> {
         let found = self.probe(h, key);
-        let off = found.map(|f| f.hdr.off);
-        self.count_access(ts, h, found.is_some(), off);
+        let entry = found.map(|f| self.layout.entry_of(f.slot));
+        self.count_access(ts, h, found.is_some(), entry);
         found
     }
 
     /// The bookkeeping of one read: the sampled sketch access, the hit or
-    /// miss counter, and the clock's usage bit of block `touch`.
+    /// miss counter, and the clock's usage count in index entry `touch`.
     #[inline(always)]
     fn count_access(&self, ts: &ThreadSlot, h: KeyHash, hit: bool, touch: Option<u64>) {
         let r = &*self.region;
@@ -65,16 +67,16 @@ impl Inner {
         let counter = self.slots.off(ts.idx) + if hit { slot::HITS } else { slot::MISSES };
         // Only this thread writes its slot's counters: no atomic RMW needed.
         r.store(counter, r.load(counter, Relaxed) + 1, Relaxed);
-        if let Some(off) = touch {
-            block::touch(r, off);
+        if let Some(entry) = touch {
+            entry::touch(r, entry);
         }
     }
 
     /// A live, unexpired entry, with no bookkeeping.
     #[inline(always)]
-    pub(crate) fn probe(&self, h: KeyHash, key: &[u8]) -> Option<Found> {
-        let f = self.locate(h, key)?;
-        let exp = f.hdr.expiry(&self.region);
+    pub(crate) fn probe(&self, h: KeyHash, key: &[u8]) -> Option<Hit> {
+        let f = self.find(h, key)?;
+        let exp = f.fields.expiry;
         if exp != 0 && exp <= self.opts.clock.now_ms() {
             return None;
         }
@@ -111,29 +113,67 @@ impl Inner {
         None
     }
 
-    /// The key's entry, expired or not: the one index walk that readers
-    /// and writers share. At most two bucket lines, then one header and
-    /// the key bytes for each tag match.
+    /// The block an index word links, if it is a live block of this key.
     #[inline(always)]
-    pub(crate) fn locate(&self, h: KeyHash, key: &[u8]) -> Option<Found> {
+    fn linked_header(&self, h: KeyHash, key: &[u8], word: u64) -> Option<Header> {
         let r = &*self.region;
         let l = &self.layout;
+        let off = slot_block(word);
+        if off < l.arena || off >= l.region_size {
+            return None;
+        }
+        // The line after the header holds the end of a longer key, the
+        // type tag or the first value bytes: every reader's next load,
+        // whose address depends on the header. Start it now so the two
+        // misses overlap instead of following each other.
+        r.prefetch(off + 64);
+        let hdr = Header::read(r, off)?;
+        (hdr.hash == h.0 && hdr.live() && hdr.key(r) == key).then_some(hdr)
+    }
+
+    /// The key's entry, expired or not, for writers: they need the block
+    /// header (its size, for accounting and retiring) anyway. At most two
+    /// tag lines, then one header and the key bytes for each tag match.
+    #[inline(always)]
+    pub(crate) fn locate(&self, h: KeyHash, key: &[u8]) -> Option<Found> {
         self.find_tagged(h, Acquire, |slot, word| {
-            let off = slot_block(word);
-            if off < l.arena || off >= l.region_size {
-                return None;
+            let hdr = self.linked_header(h, key, word)?;
+            Some(Found { slot, word, hdr })
+        })
+    }
+
+    /// The key's entry, expired or not, for readers: the tag line, then the
+    /// entry beside it, which holds the key and everything a view needs.
+    /// The block is read only for a key and tag longer than 32 bytes, or
+    /// when a writer is rewriting the entry at that moment.
+    #[inline(always)]
+    pub(crate) fn find(&self, h: KeyHash, key: &[u8]) -> Option<Hit> {
+        let r = &*self.region;
+        let l = &self.layout;
+        // The first entries of the first bucket: where most keys are (the
+        // first free slot of the bucket a lookup reads first). Loaded
+        // while the tag line is, instead of after it.
+        let first = l.bucket_off(h.shard(l), h.buckets(l)[0]);
+        r.prefetch(first + TAG_LINE);
+        r.prefetch(first + TAG_LINE + ENTRY_SIZE);
+        self.find_tagged(h, Acquire, |slot, word| {
+            let block = slot_block(word);
+            if let Some(f) = entry::read(r, slot, l.entry_of(slot), word) {
+                if let Some(k) = f.key() {
+                    let hit = Hit {
+                        slot,
+                        word,
+                        block,
+                        fields: f,
+                    };
+                    // A corrupt entry falls through to the block check.
+                    if hit.end() <= l.region_size && block >= l.arena {
+                        return (f.hash == h.0 && k == key).then_some(hit);
+                    }
+                }
             }
-            // The line after the header holds the end of a longer key, the
-            // type tag or the first value bytes: every reader's next load,
-            // whose address depends on the header. Start it now so the two
-            // misses overlap instead of following each other.
-            r.prefetch(off + 64);
-            let hdr = Header::read(r, off)?;
-            (hdr.hash == h.0 && hdr.live() && hdr.key(r) == key).then_some(Found {
-                slot,
-                word,
-                hdr,
-            })
+            let hdr = self.linked_header(h, key, word)?;
+            Some(Hit::from_header(r, slot, word, &hdr))
         })
     }
 }
@@ -146,35 +186,83 @@ pub(crate) struct Found {
     pub hdr: Header,
 }
 
+/// What a reader found: the slot and word it went through, the block, and
+/// what the entry says about it. The block is immutable while the reader's
+/// epoch or a pin holds it; the fields are a consistent copy.
+#[derive(Clone, Copy)]
+pub(crate) struct Hit {
+    pub slot: u64,
+    pub word: u64,
+    pub block: u64,
+    pub fields: Fields,
+}
+
+impl Hit {
+    fn from_header(r: &Region, slot: u64, word: u64, hdr: &Header) -> Hit {
+        Hit {
+            slot,
+            word,
+            block: hdr.off,
+            fields: Fields {
+                value_len: hdr.value_len,
+                key_len: hdr.key_len(),
+                tag_len: hdr.tag_len(),
+                expiry: hdr.expiry(r),
+                hash: hdr.hash,
+                inline: None,
+            },
+        }
+    }
+    fn value_off(&self) -> u64 {
+        self.block + block::value_start(self.fields.key_len, self.fields.tag_len)
+    }
+    fn end(&self) -> u64 {
+        self.value_off().saturating_add(self.fields.value_len)
+    }
+    fn value<'r>(&self, r: &'r Region) -> &'r [u8] {
+        r.bytes(self.value_off(), self.fields.value_len)
+    }
+    fn key<'r>(&self, r: &'r Region) -> &'r [u8] {
+        r.bytes(self.block + BLOCK_HEADER, self.fields.key_len)
+    }
+    /// The type tag: the entry's copy, else the block's bytes.
+    fn tag<'a>(&'a self, r: &'a Region) -> &'a [u8] {
+        match self.fields.tag() {
+            Some(t) => t,
+            None => r.bytes(
+                self.block + BLOCK_HEADER + self.fields.key_len,
+                self.fields.tag_len,
+            ),
+        }
+    }
+}
+
 /// A borrowed value, valid while the guard lives. It holds this thread's
 /// epoch pin, which holds back reclamation of the whole segment: keep it
 /// short, and use [`Segment::get_view`] for anything long-lived.
 pub struct Guard<'a> {
     seg: &'a Segment,
     ts: Rc<ThreadSlot>,
-    hdr: Header,
+    hit: Hit,
 }
 
 impl Guard<'_> {
     pub fn value(&self) -> &[u8] {
-        self.hdr.value(&self.seg.inner.region)
+        self.hit.value(&self.seg.inner.region)
     }
     pub fn key(&self) -> &[u8] {
-        self.hdr.key(&self.seg.inner.region)
+        self.hit.key(&self.seg.inner.region)
     }
     /// The raw encoded type tag (empty if none).
     pub fn raw_tag(&self) -> &[u8] {
-        self.hdr.tag(&self.seg.inner.region)
+        self.hit.tag(&self.seg.inner.region)
     }
     pub fn type_tag(&self) -> Option<TypeTag> {
         TypeTag::decode(self.raw_tag())
     }
-    /// Expiry in Unix milliseconds, if the entry has a TTL.
+    /// Expiry in Unix milliseconds, if the entry had a TTL when read.
     pub fn expires_at_ms(&self) -> Option<u64> {
-        match self.hdr.expiry(&self.seg.inner.region) {
-            0 => None,
-            t => Some(t),
-        }
+        (self.hit.fields.expiry != 0).then_some(self.hit.fields.expiry)
     }
 }
 
@@ -197,39 +285,32 @@ impl Drop for Guard<'_> {
 /// built on. A view taken before `fork` must not be used in the child.
 pub struct View {
     inner: Arc<Inner>,
+    /// The pin entry.
     entry: u64,
     fork_gen: u64,
-    block: u64,
-    value_off: u64,
-    value_len: u64,
-    tag_off: u64,
-    tag_len: u64,
-    expires_at: u64,
-    /// Where the entry was found, the index word then, and its hash: what
-    /// `Segment::revalidate` checks.
-    slot: u64,
-    word: u64,
-    hash: u64,
+    /// Where the value was found (slot, index word then, block) and its
+    /// entry's fields: what `Segment::revalidate` checks.
+    hit: Hit,
 }
 
 impl View {
     pub fn value(&self) -> &[u8] {
-        self.inner.region.bytes(self.value_off, self.value_len)
+        self.hit.value(&self.inner.region)
     }
-    /// The raw encoded type tag (empty if none), read in place: the pinned
-    /// block is immutable.
+    /// The raw encoded type tag (empty if none): the entry's copy taken at
+    /// lookup, or the pinned block's bytes, which are immutable.
     pub fn raw_tag(&self) -> &[u8] {
-        self.inner.region.bytes(self.tag_off, self.tag_len)
+        self.hit.tag(&self.inner.region)
     }
     pub fn type_tag(&self) -> Option<TypeTag> {
         TypeTag::decode(self.raw_tag())
     }
     pub fn expires_at_ms(&self) -> Option<u64> {
-        (self.expires_at != 0).then_some(self.expires_at)
+        (self.hit.fields.expiry != 0).then_some(self.hit.fields.expiry)
     }
     /// The offset of the value's block in the segment.
     pub fn block_offset(&self) -> u64 {
-        self.block
+        self.hit.block
     }
 }
 
@@ -282,8 +363,9 @@ impl Drop for EpochScope<'_> {
 const BATCH_AHEAD: usize = 16;
 /// How many lookups ahead it starts loading the matching block's header.
 const BATCH_BLOCK_AHEAD: usize = 6;
-/// Cache lines of a block loaded ahead: the header, key and tag, and the
-/// first value lines, after which the hardware prefetcher streams the rest.
+/// Cache lines of a block loaded ahead, after its header: the first value
+/// lines (for short keys), after which the hardware prefetcher streams the
+/// rest.
 const BATCH_BLOCK_LINES: u64 = 4;
 
 impl Inner {
@@ -295,12 +377,13 @@ impl Inner {
         }
     }
 
-    /// Starts loading the header and first value lines of the first block
-    /// whose index tag matches; by now the bucket lines are usually cached.
+    /// Starts loading the entry and first value lines of the first slot
+    /// whose tag matches; by now the tag lines are usually cached.
     fn prefetch_blocks(&self, h: KeyHash) {
-        self.find_tagged(h, Relaxed, |_, word| {
+        self.find_tagged(h, Relaxed, |slot, word| {
+            self.region.prefetch(self.layout.entry_of(slot));
             let off = slot_block(word);
-            for line in 0..BATCH_BLOCK_LINES {
+            for line in 1..=BATCH_BLOCK_LINES {
                 self.region.prefetch(off + line * 64);
             }
             Some(())
@@ -337,12 +420,12 @@ impl Segment {
             if let Some(h) = hashes.get(i + BATCH_BLOCK_AHEAD) {
                 inner.prefetch_blocks(*h);
             }
-            let found = inner.lookup(&ts, hashes[i], key.as_ref()).map(|f| f.hdr);
+            let found = inner.lookup(&ts, hashes[i], key.as_ref());
             each(
                 i,
-                found.map(|hdr| Entry {
-                    value: hdr.value(r),
-                    raw_tag: hdr.tag(r),
+                found.as_ref().map(|hit| Entry {
+                    value: hit.value(r),
+                    raw_tag: hit.tag(r),
                 }),
             );
         }
@@ -367,7 +450,13 @@ impl Segment {
         // The usage bit lives in the block header, the line this path
         // exists to avoid: set it on sampled accesses only.
         let sampled = ts.sample.get() % SKETCH_SAMPLE == SKETCH_SAMPLE - 1;
-        inner.count_access(&ts, KeyHash(view.hash), true, sampled.then_some(view.block));
+        let entry = inner.layout.entry_of(view.hit.slot);
+        inner.count_access(
+            &ts,
+            KeyHash(view.hit.fields.hash),
+            true,
+            sampled.then_some(entry),
+        );
         Ok(true)
     }
 
@@ -377,8 +466,8 @@ impl Segment {
         let inner = &*self.inner;
         Arc::ptr_eq(&self.inner, &view.inner)
             && view.fork_gen == crate::mem::sys::fork_generation()
-            && inner.region.load(view.slot, Acquire) == view.word
-            && (view.expires_at == 0 || view.expires_at > inner.opts.clock.now_ms())
+            && inner.region.load(view.hit.slot, Acquire) == view.hit.word
+            && (view.hit.fields.expiry == 0 || view.hit.fields.expiry > inner.opts.clock.now_ms())
     }
 
     /// The segment clock's current time, in Unix milliseconds: what
@@ -413,7 +502,7 @@ impl Segment {
             inner.probe(h, key)
         };
         match found {
-            Some(Found { hdr, .. }) => Ok(Some(Guard { seg: self, ts, hdr })),
+            Some(hit) => Ok(Some(Guard { seg: self, ts, hit })),
             None => {
                 inner.exit(&ts);
                 Ok(None)
@@ -430,24 +519,14 @@ impl Segment {
         let (entry, fork_gen) = inner.pins().acquire(inner)?;
         inner.enter(&ts);
         let found = inner.lookup(&ts, h, key);
-        let view = found.map(|f| {
-            let hdr = f.hdr;
-            let r = &*inner.region;
-            inner.pin_pages.publish(r, entry, hdr.off);
+        let view = found.map(|hit| {
+            inner.pin_pages.publish(&*inner.region, entry, hit.block);
             crate::failpoint::hit("holding_pin");
             View {
                 inner: self.inner.clone(),
                 entry,
                 fork_gen,
-                block: hdr.off,
-                value_off: hdr.value_off(),
-                value_len: hdr.value_len,
-                tag_off: hdr.tag_off(),
-                tag_len: hdr.tag_len(),
-                expires_at: hdr.expiry(r),
-                slot: f.slot,
-                word: f.word,
-                hash: h.0,
+                hit,
             }
         });
         inner.exit(&ts);

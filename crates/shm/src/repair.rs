@@ -1,6 +1,7 @@
 //! Repairing a shard whose writer died holding its lock. Instead of
 //! replaying an intent record, the new holder rebuilds the shard's state
-//! from what is in memory: every index word is validated, and every
+//! from what is in memory: every index word is validated (and its entry
+//! rebuilt from the block if a writer died rewriting it), and every
 //! allocated block is either linked, waiting in limbo, or handled here
 //! (retired if a reader might have seen it, freed if nobody could have).
 
@@ -10,7 +11,8 @@ use crate::alloc::{
 };
 use crate::block::{self, Header};
 use crate::classes;
-use crate::hash::{slot_block, slot_tag, KeyHash};
+use crate::entry::{self, Fields};
+use crate::hash::{next_version, slot_block, slot_tag, KeyHash, BUSY};
 use crate::layout::{shard, slab, LIMBO_CAPACITY, LIMBO_ENTRY, LIMBO_OFFSET};
 use crate::mem::Words;
 use crate::segment::Inner;
@@ -113,6 +115,14 @@ impl Inner {
             match self.linked_block(shard_no, b, w) {
                 Some(h) if !linked.contains_key(&h.off) => {
                     linked.insert(h.off, h.size);
+                    // A writer that died rewriting the entry left BUSY and
+                    // fields that may be half new: rebuild them from the
+                    // block, under a new version of the word.
+                    let want = Fields::of_block(r, &h);
+                    let entry = l.entry_of(slot);
+                    if w & BUSY != 0 || entry::fields(r, entry) != want {
+                        entry::link(r, slot, entry, next_version(w), &want);
+                    }
                 }
                 _ => r.store(slot, 0, Release),
             }

@@ -1,9 +1,11 @@
-//! The write path: lock the shard, allocate, copy, seal, publish one index
-//! word (the commit point), retire what it replaced, unlock.
+//! The write path: lock the shard, allocate, copy, seal, fill the index
+//! entry and publish its word (the commit point), retire what it
+//! replaced, unlock.
 
 use crate::alloc::Block;
 use crate::block::{self, Header};
 use crate::classes;
+use crate::entry::{self, Fields};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::hash::{next_version, slot_block, slot_word, KeyHash};
@@ -306,7 +308,7 @@ impl Inner {
         r.store(f(bf::VALUE_LEN), value.len() as u64, Relaxed);
         r.store(f(bf::HASH), h.0, Relaxed);
         r.store(f(bf::EXPIRY), expiry, Relaxed);
-        r.store(f(bf::USAGE), 0, Relaxed);
+        r.store(f(bf::RESERVED), 0, Relaxed);
         r.store(f(bf::SIZE), b.size, Relaxed);
         r.write_bytes(b.off + BLOCK_HEADER, key);
         r.write_bytes(b.off + BLOCK_HEADER + key.len() as u64, tag);
@@ -393,8 +395,13 @@ impl Segment {
                 (f.slot, None)
             }
         };
-        // The commit point.
-        r.store(slot, slot_word(b.off, h.tag()), Release);
+        // The commit point: the entry's fields, then the word.
+        let fields = Fields::new(h.0, key, &tag, value.len() as u64, expiry);
+        let entry = inner.layout.entry_of(slot);
+        entry::begin(r, slot);
+        entry::write_fields(r, entry, &fields);
+        failpoint::hit("mid_entry");
+        entry::publish(r, slot, slot_word(b.off, h.tag()));
         failpoint::hit("after_publish");
         let outcome = match replaced {
             Some(f) => {
@@ -450,9 +457,13 @@ impl Segment {
             }
             let r = &*inner.region;
             r.store(f.hdr.off + crate::layout::block::EXPIRY, at, Release);
-            // Readers that remembered the index word (revalidated views)
-            // must see the change; the link itself stays the same.
-            r.store(f.slot, next_version(f.word), Release);
+            // The entry's copy changes under a new version of the word, so
+            // readers that remembered the word (revalidated views) see the
+            // change; the link itself stays the same.
+            entry::begin(r, f.slot);
+            entry::write_expiry(r, inner.layout.entry_of(f.slot), at);
+            failpoint::hit("mid_entry");
+            entry::publish(r, f.slot, next_version(f.word));
             Ok(true)
         })
     }

@@ -240,3 +240,65 @@ fn the_index_holds_about_max_entries() {
         Segment::unlink("s", &dir.path).unwrap();
     }
 }
+
+#[test]
+fn index_entries_are_checked_and_rebuilt_by_repair() {
+    use std::os::unix::fs::FileExt;
+    use strata_shm::layout::{shard, BUCKET_SIZE, SLOTS_PER_BUCKET};
+    let dir = ShmDir::new("entries");
+    let seg = dir.create("s", 16 * MIB);
+    seg.put(b"k", b"value", &PutOptions::default()).unwrap();
+    let l = *seg.layout();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(seg.path())
+        .unwrap();
+    let read = |off: u64| {
+        let mut b = [0u8; 8];
+        file.read_exact_at(&mut b, off).unwrap();
+        u64::from_le_bytes(b)
+    };
+    let write = |off: u64, v: u64| file.write_all_at(&v.to_le_bytes(), off).unwrap();
+    // The one linked slot word in the whole index.
+    let buckets = l.shard_count * l.buckets_per_shard;
+    let slot = (0..buckets)
+        .flat_map(|b| (0..SLOTS_PER_BUCKET).map(move |i| l.index + b * BUCKET_SIZE + 8 * i))
+        .find(|&s| read(s) != 0)
+        .unwrap();
+    let word = read(slot);
+    let entry = l.entry_of(slot);
+    let busy = strata_shm::entry::BUSY;
+
+    // A word left BUSY, as by a writer killed while filling the entry:
+    // readers go to the block, and check() reports it.
+    write(slot, word | busy);
+    assert_eq!(&*seg.get(b"k").unwrap().unwrap(), b"value");
+    let rep = seg.check().unwrap();
+    assert!(
+        rep.violations.iter().any(|v| v.contains("left busy")),
+        "{:?}",
+        rep.violations
+    );
+    // Fields that disagree with the block are reported too.
+    let lens = read(entry);
+    write(entry, lens + 1);
+    let rep = seg.check().unwrap();
+    assert!(
+        rep.violations.iter().any(|v| v.contains("does not match")),
+        "{:?}",
+        rep.violations
+    );
+
+    // The shard's lock held by a dead writer: the next locker repairs the
+    // shard, which rebuilds the entry under a new version of the word.
+    let sh = (slot - l.index) / BUCKET_SIZE / l.buckets_per_shard;
+    write(l.shard_off(sh) + shard::LOCK, (7 << 16) | 4000);
+    assert_eq!(seg.maintain().unwrap().recovered_shards, 1);
+    let rep = seg.check().unwrap();
+    assert!(rep.is_clean(), "{:?}", rep.violations);
+    let now = read(slot);
+    assert!(now != word && now & busy == 0, "{word:#x} -> {now:#x}");
+    assert_eq!(read(entry), lens);
+    assert_eq!(&*seg.get(b"k").unwrap().unwrap(), b"value");
+}

@@ -1,5 +1,6 @@
 //! Model checks of the concurrent protocols with loom, running the real
-//! protocol code (epochs, slots, pins, the shard lock, publication) over a
+//! protocol code (epochs, slots, pins, the shard lock, publication, index
+//! entries) over a
 //! loom-backed implementation of the memory trait.
 
 use loom::sync::atomic::{fence, AtomicU64};
@@ -7,6 +8,7 @@ use loom::sync::Arc;
 use loom::thread;
 use std::sync::atomic::Ordering::{self, Acquire, Relaxed, Release};
 use std::time::Duration;
+use strata_shm::entry::{self, Fields};
 use strata_shm::epoch::Epochs;
 use strata_shm::liveness::Liveness;
 use strata_shm::lock::{Acquired, ShardLock};
@@ -278,6 +280,79 @@ fn put_vs_get_on_one_slot() {
         w.store(data1, 9, Relaxed);
         w.store(state, 2, Release); // sealed
         w.store(INDEX, 1, Release); // the commit point
+        reader.join().unwrap();
+    });
+}
+
+// An index slot word at 0 and its entry at 64 (see `strata_shm::entry`).
+const ENTRY_SLOT: u64 = 0;
+const ENTRY: u64 = 64;
+const WORD_A: u64 = 1 | (7 << 48);
+const WORD_B: u64 = 2 | (7 << 48);
+
+fn fields_a() -> Fields {
+    Fields::new(0xA, b"key-a", b"tag-a", 10, 0)
+}
+fn fields_b() -> Fields {
+    Fields::new(0xB, b"b", b"", 20, 5)
+}
+
+/// A reader of the slot: whatever it trusts matches the word it read.
+/// An empty slot (word 0) is skipped, as lookups do.
+fn read_entry(w: &LoomWords) {
+    let word = w.load(ENTRY_SLOT, Acquire);
+    if word == 0 {
+        return;
+    }
+    if let Some(f) = entry::read(w, ENTRY_SLOT, ENTRY, word) {
+        let want = match word {
+            WORD_A => fields_a(),
+            WORD_B => fields_b(),
+            other => panic!("trusted an entry under word {other:#x}"),
+        };
+        assert_eq!(f, want, "a torn entry was trusted");
+    }
+}
+
+/// Relink vs read of one entry: a reader trusts an entry only whole, and
+/// only with the word it belongs to, while a writer relinks the slot in
+/// place (an update) or after clearing it (an eviction then a new key).
+#[test]
+fn relink_vs_read_of_one_entry() {
+    for clear_first in [false, true] {
+        model(move || {
+            let w = LoomWords::new(16);
+            entry::link(&w, ENTRY_SLOT, ENTRY, WORD_A, &fields_a());
+            let r = w.clone();
+            let reader = thread::spawn(move || read_entry(&r));
+            if clear_first {
+                assert!(w.compare_exchange(ENTRY_SLOT, WORD_A, 0).is_ok());
+            }
+            entry::link(&w, ENTRY_SLOT, ENTRY, WORD_B, &fields_b());
+            reader.join().unwrap();
+        });
+    }
+}
+
+/// An expiry change vs a read: the new expiry comes only with the new
+/// version of the word.
+#[test]
+fn expiry_change_vs_read_of_one_entry() {
+    model(|| {
+        let w = LoomWords::new(16);
+        entry::link(&w, ENTRY_SLOT, ENTRY, WORD_A, &fields_a());
+        let next = entry::next_version(WORD_A);
+        let r = w.clone();
+        let reader = thread::spawn(move || {
+            let word = r.load(ENTRY_SLOT, Acquire);
+            if let Some(f) = entry::read(&r, ENTRY_SLOT, ENTRY, word) {
+                let want = if word == WORD_A { 0 } else { 99 };
+                assert_eq!(f.expiry, want, "expiry and word disagree");
+            }
+        });
+        entry::begin(&w, ENTRY_SLOT);
+        entry::write_expiry(&w, ENTRY, 99);
+        entry::publish(&w, ENTRY_SLOT, next);
         reader.join().unwrap();
     });
 }

@@ -60,7 +60,8 @@ fn child_entry() {
             println!("\nRESULT {reads} {mixed}");
         }
         "chaos" => {
-            // Writes, reads and views at random until killed (or done).
+            // Writes, expiry changes, reads and views at random until
+            // killed (or done).
             let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
             let mut rnd = move || {
                 x ^= x << 13;
@@ -75,7 +76,7 @@ fn child_entry() {
             while Instant::now() < end {
                 let k = rnd() % keys;
                 let key = format!("k{k}");
-                match rnd() % 8 {
+                match rnd() % 9 {
                     0..=2 => {
                         version += 1;
                         let len = [24usize, 200, 5000, 70_000, 1_500_000][(rnd() % 5) as usize];
@@ -84,6 +85,14 @@ fn child_entry() {
                     }
                     3 => {
                         seg.delete(key.as_bytes()).unwrap();
+                    }
+                    // Expiry changes rewrite the index entry in place.
+                    8 if rnd() % 2 == 0 => {
+                        seg.expire(key.as_bytes(), Duration::from_secs(3600))
+                            .unwrap();
+                    }
+                    8 => {
+                        seg.persist(key.as_bytes()).unwrap();
                     }
                     4 => {
                         if let Some(v) = seg.get_view(key.as_bytes()).unwrap() {
@@ -185,6 +194,7 @@ fn kill_dash_nine_anywhere_costs_nothing_lasting() {
     let points = [
         "after_alloc",
         "mid_copy",
+        "mid_entry",
         "after_publish",
         "holding_lock",
         "holding_pin",

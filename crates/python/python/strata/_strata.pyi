@@ -58,8 +58,9 @@ class Cache:
         size such as "1GiB"; default 1 GiB) if `create` is true. `dir`
         defaults to $STRATA_SHM_DIR, else /dev/shm. `memo` > 0 remembers
         that many recent get_numpy results per process (see docs/python.md).
-        `max_entries` sizes a new cache's index (default: one entry per KiB
-        of memory); raise it for values much smaller than 1 KiB."""
+        `max_entries` sizes a new cache's index (default: one entry per 4
+        KiB of memory; each costs 144 bytes of index); raise it for values
+        much smaller than 4 KiB."""
     @property
     def name(self) -> str: ...
     @property

@@ -1,0 +1,255 @@
+//! Index entries: beside each slot word, the 64 bytes a reader needs of
+//! the block the word links (lengths, expiry, hash, and the key and type
+//! tag inline when they fit), so that a hit reads its bucket and no block
+//! header.
+//!
+//! The slot word versions its entry like a seqlock. A writer (holding the
+//! shard lock) marks a linked word BUSY, or clears it, before it rewrites
+//! the fields, and publishes the new word after. A reader trusts the
+//! fields only if it read the same word, without BUSY, before and after
+//! them; otherwise it reads the block the first word named, which its
+//! epoch keeps alive. Readers never wait. The same word cannot come back
+//! with other fields during one read: a new link names a new block, and
+//! the old one cannot be reused while the reader's epoch holds it; an
+//! expiry change advances the word's 13-bit version.
+
+use crate::block::{Header, MAX_USAGE};
+pub use crate::hash::{next_version, BUSY};
+use crate::layout::entry::{EXPIRY, HASH, INLINE, INLINE_BYTES, LENS, USAGE};
+use crate::mem::{Region, Words};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+const INLINE_LEN: usize = INLINE_BYTES as usize;
+const VALUE_BITS: u32 = 40;
+const KEY_SHIFT: u32 = 40;
+const KEY_BITS: u32 = 14;
+const TAG_SHIFT: u32 = 54;
+const TAG_BITS: u32 = 9;
+const INLINE_FLAG: u64 = 1 << 63;
+const _: () = assert!(TAG_SHIFT + TAG_BITS == 63 && KEY_SHIFT + KEY_BITS == TAG_SHIFT);
+const _: () = assert!(crate::block::MAX_KEY < 1 << KEY_BITS);
+const _: () = assert!(crate::tag::MAX_TAG_BYTES < 1 << TAG_BITS);
+
+/// What an entry says about its block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fields {
+    pub value_len: u64,
+    pub key_len: u64,
+    pub tag_len: u64,
+    pub expiry: u64,
+    pub hash: u64,
+    /// The key then the type tag, zero-padded, when together they fit.
+    pub inline: Option<[u8; INLINE_LEN]>,
+}
+
+impl Fields {
+    pub fn new(hash: u64, key: &[u8], tag: &[u8], value_len: u64, expiry: u64) -> Fields {
+        let (k, t) = (key.len(), tag.len());
+        let inline = (k + t <= INLINE_LEN).then(|| {
+            let mut b = [0u8; INLINE_LEN];
+            b[..k].copy_from_slice(key);
+            b[k..k + t].copy_from_slice(tag);
+            b
+        });
+        Fields {
+            value_len,
+            key_len: k as u64,
+            tag_len: t as u64,
+            expiry,
+            hash,
+            inline,
+        }
+    }
+
+    /// The fields a sealed block's entry must hold.
+    pub(crate) fn of_block(r: &Region, hdr: &Header) -> Fields {
+        Fields::new(
+            hdr.hash,
+            hdr.key(r),
+            hdr.tag(r),
+            hdr.value_len,
+            hdr.expiry(r),
+        )
+    }
+
+    fn lens(&self) -> u64 {
+        let flag = if self.inline.is_some() {
+            INLINE_FLAG
+        } else {
+            0
+        };
+        (self.value_len & ((1 << VALUE_BITS) - 1))
+            | (self.key_len << KEY_SHIFT)
+            | (self.tag_len << TAG_SHIFT)
+            | flag
+    }
+
+    /// The inline key, if the entry has one.
+    #[inline(always)]
+    pub fn key(&self) -> Option<&[u8]> {
+        let b = self.inline.as_ref()?;
+        b.get(..self.key_len as usize)
+    }
+
+    /// The inline type tag, if the entry has one.
+    #[inline(always)]
+    pub fn tag(&self) -> Option<&[u8]> {
+        let b = self.inline.as_ref()?;
+        b.get(self.key_len as usize..(self.key_len + self.tag_len) as usize)
+    }
+}
+
+/// The fields of `entry` as they are, with no consistency check: for
+/// `check()` and repair, which hold the shard lock.
+pub fn fields(w: &impl Words, entry: u64) -> Fields {
+    let lens = w.load(entry + LENS, Relaxed);
+    let inline = (lens & INLINE_FLAG != 0).then(|| inline_bytes(w, entry));
+    Fields {
+        value_len: lens & ((1 << VALUE_BITS) - 1),
+        key_len: (lens >> KEY_SHIFT) & ((1 << KEY_BITS) - 1),
+        tag_len: (lens >> TAG_SHIFT) & ((1 << TAG_BITS) - 1),
+        expiry: w.load(entry + EXPIRY, Relaxed),
+        hash: w.load(entry + HASH, Relaxed),
+        inline,
+    }
+}
+
+#[inline(always)]
+fn inline_bytes(w: &impl Words, entry: u64) -> [u8; INLINE_LEN] {
+    let mut b = [0u8; INLINE_LEN];
+    for (i, chunk) in b.chunks_exact_mut(8).enumerate() {
+        let v = w.load(entry + INLINE + 8 * i as u64, Relaxed);
+        chunk.copy_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+/// The entry of `slot`, whose word the caller loaded (Acquire) as `word`,
+/// if a writer did not touch it meanwhile. None: BUSY, or changed; the
+/// caller then reads the block `word` names.
+#[inline(always)]
+pub fn read(w: &impl Words, slot: u64, entry: u64, word: u64) -> Option<Fields> {
+    if word & BUSY != 0 {
+        return None;
+    }
+    let f = fields(w, entry);
+    // Pairs with the writer's fence after it marked the word: if any field
+    // above came from a later rewrite, the load below sees the mark.
+    w.fence(Acquire);
+    (w.load(slot, Relaxed) == word).then_some(f)
+}
+
+/// Links `word` into `slot` with entry `f`: [`begin`], [`write_fields`],
+/// [`publish`]. The caller holds the shard lock.
+pub fn link(w: &impl Words, slot: u64, entry: u64, word: u64, f: &Fields) {
+    begin(w, slot);
+    write_fields(w, entry, f);
+    publish(w, slot, word);
+}
+
+/// Before a slot's entry is rewritten: a word already there is marked
+/// BUSY, so readers of it stop trusting the entry. They read its block
+/// meanwhile, which stays linked until [`publish`], the commit point.
+pub fn begin(w: &impl Words, slot: u64) {
+    let cur = w.load(slot, Relaxed);
+    if cur != 0 {
+        w.store(slot, cur | BUSY, Relaxed);
+    }
+    // Also orders a `remove_entry`'s clearing of this slot before the new
+    // fields, for readers that loaded the removed word.
+    w.fence(Release);
+}
+
+/// Writes an entry's fields, between [`begin`] and [`publish`].
+pub fn write_fields(w: &impl Words, entry: u64, f: &Fields) {
+    w.store(entry + LENS, f.lens(), Relaxed);
+    w.store(entry + EXPIRY, f.expiry, Relaxed);
+    w.store(entry + USAGE, 0, Relaxed);
+    w.store(entry + HASH, f.hash, Relaxed);
+    let b = f.inline.unwrap_or([0; INLINE_LEN]);
+    for (i, chunk) in b.chunks_exact(8).enumerate() {
+        let mut v = [0u8; 8];
+        v.copy_from_slice(chunk);
+        w.store(
+            entry + INLINE + 8 * i as u64,
+            u64::from_le_bytes(v),
+            Relaxed,
+        );
+    }
+}
+
+/// Publishes the slot's new word: the entry's fields are visible to every
+/// reader that sees it.
+pub fn publish(w: &impl Words, slot: u64, word: u64) {
+    w.store(slot, word, Release);
+}
+
+/// Changes a linked entry's expiry in place, from word `cur` to `next`
+/// (its next version), between [`begin`] and [`publish`].
+pub fn write_expiry(w: &impl Words, entry: u64, at: u64) {
+    w.store(entry + EXPIRY, at, Relaxed);
+}
+
+/// The clock's usage count of the entry's block.
+pub fn usage(w: &impl Words, entry: u64) -> u64 {
+    w.load(entry + USAGE, Relaxed)
+}
+
+pub fn set_usage(w: &impl Words, entry: u64, u: u64) {
+    w.store(entry + USAGE, u, Relaxed);
+}
+
+/// Bumps the usage count, writing only when it changes, so hot keys do
+/// not bounce their entry's line between cores.
+#[inline(always)]
+pub fn touch(w: &impl Words, entry: u64) {
+    let u = usage(w, entry);
+    if u < MAX_USAGE {
+        set_usage(w, entry, u + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::HeapWords;
+
+    #[test]
+    fn fields_round_trip_inline_or_not() {
+        let w = HeapWords::new(128);
+        let (slot, entry) = (0, 64);
+        for (key, tag) in [
+            (
+                &b"emb:123456"[..],
+                &b"\x03<f4\x01\x00\x04\x00\x00\x00\x00\x00\x00"[..],
+            ),
+            (&[7u8; 32][..], &b""[..]),
+            (&[7u8; 33][..], &b""[..]),
+            (&b""[..], &b""[..]),
+        ] {
+            let f = Fields::new(0xABCD, key, tag, 5 << 30, 1234);
+            link(&w, slot, entry, 0x40 | (9 << 48), &f);
+            let got = read(&w, slot, entry, w.load(slot, Acquire)).unwrap();
+            assert_eq!(got, f);
+            assert_eq!(got.inline.is_some(), key.len() + tag.len() <= 32);
+            if let Some(k) = got.key() {
+                assert_eq!((k, got.tag().unwrap()), (key, tag));
+            }
+        }
+    }
+
+    #[test]
+    fn a_busy_or_changed_word_is_not_trusted() {
+        let w = HeapWords::new(128);
+        let f = Fields::new(1, b"k", b"", 3, 0);
+        link(&w, 0, 64, 0x40, &f);
+        assert!(read(&w, 0, 64, 0x40 | BUSY).is_none());
+        assert!(read(&w, 0, 64, 0x80).is_none());
+        begin(&w, 0);
+        write_expiry(&w, 64, 99);
+        publish(&w, 0, crate::hash::next_version(0x40));
+        assert!(read(&w, 0, 64, 0x40).is_none());
+        let now = w.load(0, Acquire);
+        assert_eq!(read(&w, 0, 64, now).unwrap().expiry, 99);
+    }
+}
