@@ -2,19 +2,22 @@
 //! alone, without the rest of a lookup, timed one read at a time over
 //! 200k keys with Zipf 0.99, on this machine's memory and page size.
 //!
-//!   A  today: an index word, then the block header and the line after it,
-//!      in a random block of the arena (two dependent loads).
+//!   A  layout version 1: an index word, then the block header and the
+//!      line after it, in a random block of the arena (two dependent loads).
 //!   B  one 64-byte entry per key in a table that holds everything a view
 //!      needs (one load).
-//!   C  a bucket of one tag line followed by its eight 64-byte entries:
-//!      the tag line, then an entry in the same 576 bytes (two dependent
-//!      loads, one page).
+//!   C  layout version 2, today's: a bucket of one tag line followed by
+//!      its eight 64-byte entries: the tag line, then an entry in the same
+//!      576 bytes (two dependent loads, one page; the real reader also
+//!      prefetches the first two entries with the tag line, which this
+//!      does not model).
 //!   D  a bucket of four 64-byte entries (256 bytes) at most half full:
 //!      the link words of the entries up to the key's, then its fields
 //!      (independent loads within one bucket).
 //!
-//! The sizes follow the default segment for the benchmark's data: an arena
-//! of 1.4 GB, two index slots per KiB, one table entry per KiB.
+//! The sizes follow the benchmark's segment under layout version 1 (an
+//! arena of 1.4 GB, two index slots per KiB, one table entry per KiB);
+//! version 2 sizes the index for one entry per 4 KiB, a quarter as many.
 //!
 //!   cargo run --release -p strata-shm --example layout_sim [-- DIR]
 
