@@ -369,7 +369,8 @@ impl Drop for EpochScope<'_> {
 
 /// How many lookups ahead a batch read starts loading index lines.
 const BATCH_AHEAD: usize = 16;
-/// How many lookups ahead it starts loading the matching block's header.
+/// How many lookups ahead it starts loading the matching slot's entry and
+/// the first lines of its block.
 const BATCH_BLOCK_AHEAD: usize = 6;
 /// Cache lines of a block loaded ahead, after its header: the first value
 /// lines (for short keys), after which the hardware prefetcher streams the
@@ -455,8 +456,8 @@ impl Segment {
         }
         let inner = &*self.inner;
         let ts = local::thread_slot(inner)?;
-        // The usage bit lives in the block header, the line this path
-        // exists to avoid: set it on sampled accesses only.
+        // The usage count lives in the entry's line, which this path
+        // otherwise does not load: bump it on sampled accesses only.
         let sampled = ts.sample.get() % SKETCH_SAMPLE == SKETCH_SAMPLE - 1;
         let entry = inner.layout.entry_of(view.hit.slot);
         inner.count_access(
