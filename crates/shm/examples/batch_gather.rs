@@ -1,0 +1,118 @@
+//! `get_batch` of 1000 random 4 KiB values (Zipf 0.99 over 200k keys),
+//! copied into one buffer, against a plain gather of the same rows from an
+//! array with no index, in a file of the same directory (so the same page
+//! size): the Rust side of `get_numpy_many` against `np.take`. Both run in
+//! one process, in turns, over eight rounds.
+//!
+//!   cargo run --release -p strata-shm --example batch_gather [-- DIR]
+
+use std::time::Instant;
+use strata_shm::mem::Region;
+use strata_shm::{PutOptions, Segment, SegmentOptions, TypeTag};
+
+const KEYS: u64 = 200_000;
+const ROW: usize = 4096;
+const BATCH: usize = 1000;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::args().nth(1).unwrap_or_else(|| "/dev/shm".into());
+    let dir = std::path::PathBuf::from(dir);
+    let name = format!("batch-gather-{}", std::process::id());
+    let seg = Segment::create(
+        &name,
+        &SegmentOptions::default().dir(&dir).memory(1600 << 20),
+    )?;
+    let opts = PutOptions::default().tag(TypeTag::new("<f4", vec![1024]));
+    let keys: Vec<Vec<u8>> = (0..KEYS).map(|i| format!("emb:{i}").into_bytes()).collect();
+    let floor_path = dir.join(format!("{name}.floor"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&floor_path)?;
+    file.set_len(KEYS * ROW as u64)?;
+    let floor = Region::map(&file, KEYS * ROW as u64)?;
+    let mut row = vec![0u8; ROW];
+    for (i, k) in keys.iter().enumerate() {
+        row.fill(i as u8);
+        floor.write_bytes((i * ROW) as u64, &row);
+        seg.put(k, &row, &opts)?;
+    }
+    let pattern = zipf_pattern(KEYS, 2_000_000);
+    let mut out = vec![0u8; BATCH * ROW];
+    let (mut strata, mut plain) = (Vec::new(), Vec::new());
+    let mut at = 0usize;
+    let mut next = || {
+        let ids = &pattern[at..at + BATCH];
+        at = (at + BATCH) % (pattern.len() - BATCH);
+        ids
+    };
+    for _ in 0..8 {
+        for _ in 0..40 {
+            let ids = next();
+            let ks: Vec<&[u8]> = ids.iter().map(|&i| keys[i].as_slice()).collect();
+            let t = Instant::now();
+            seg.get_batch(&ks, |i, e| {
+                if let Some(e) = e {
+                    out[i * ROW..(i + 1) * ROW].copy_from_slice(e.value);
+                }
+            })?;
+            strata.push(t.elapsed().as_nanos() as u64);
+        }
+        for _ in 0..40 {
+            let ids = next();
+            let t = Instant::now();
+            for (i, &id) in ids.iter().enumerate() {
+                out[i * ROW..(i + 1) * ROW]
+                    .copy_from_slice(floor.bytes((id * ROW) as u64, ROW as u64));
+            }
+            plain.push(t.elapsed().as_nanos() as u64);
+        }
+    }
+    std::hint::black_box(&out);
+    let (s, p) = (median(&mut strata), median(&mut plain));
+    println!(
+        "batch of {BATCH} x {ROW} B, Zipf 0.99 over {KEYS} keys, in {}: get_batch p50 {} us, plain gather p50 {} us, ratio {:.2} (huge pages: {})",
+        dir.display(),
+        s / 1000,
+        p / 1000,
+        s as f64 / p as f64,
+        seg.huge_pages()
+    );
+    drop(seg);
+    Segment::unlink(&name, &dir)?;
+    std::fs::remove_file(&floor_path)?;
+    Ok(())
+}
+
+fn median(v: &mut [u64]) -> u64 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// Row ids drawn with Zipf 0.99, ranks shuffled over the ids.
+fn zipf_pattern(n: u64, len: usize) -> Vec<usize> {
+    let mut x = 0x1234_5678_9abc_def1u64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut cdf = Vec::with_capacity(n as usize);
+    let mut acc = 0.0;
+    for r in 1..=n {
+        acc += 1.0 / (r as f64).powf(0.99);
+        cdf.push(acc);
+    }
+    let mut perm: Vec<usize> = (0..n as usize).collect();
+    for i in (1..perm.len()).rev() {
+        perm.swap(i, (rnd() % (i as u64 + 1)) as usize);
+    }
+    (0..len)
+        .map(|_| {
+            let u = (rnd() >> 11) as f64 / (1u64 << 53) as f64 * acc;
+            perm[cdf.partition_point(|&c| c < u).min(n as usize - 1)]
+        })
+        .collect()
+}
