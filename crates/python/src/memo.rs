@@ -1,8 +1,8 @@
 //! A per-process memo of recent `get_numpy` results: the pinned value, its
 //! descriptor and dimensions, by key. A repeated read revalidates the entry
 //! with one index load (`Segment::revalidate`) and builds a fresh array on
-//! the same pinned value, skipping the lookup, the new pin and the header
-//! read. Each call still returns a new ndarray object, so one caller
+//! the same pinned value, skipping the lookup, the new pin and the read
+//! of the index entry. Each call still returns a new ndarray object, so one caller
 //! reshaping its array in place cannot affect another.
 //!
 //! Remembered values stay pinned. An entry whose key has changed pins an
