@@ -86,14 +86,30 @@ fn type_tags_round_trip() {
     let dir = ShmDir::new("tags");
     let seg = dir.create("s", 16 * MIB);
     let tag = TypeTag::new("<f4", vec![2, 3]);
-    seg.put(b"arr", &[0u8; 24], &PutOptions::default().tag(tag.clone()))
+    // Key and tag together within the index entry's 32 inline bytes, and
+    // past them (the tag is then read from the block).
+    for key in [&b"arr"[..], &b"an-array-whose-key-is-long"[..]] {
+        seg.put(key, &[0u8; 24], &PutOptions::default().tag(tag.clone()))
+            .unwrap();
+        let g = seg.get(key).unwrap().unwrap();
+        assert_eq!(g.type_tag(), Some(tag.clone()));
+        assert_eq!(g.key(), key);
+        drop(g);
+        let v = seg.get_view(key).unwrap().unwrap();
+        assert_eq!(v.type_tag(), Some(tag.clone()));
+        assert_eq!(v.len(), 24);
+        let mut n = 0;
+        seg.get_batch(&[key], |_, e| {
+            assert_eq!(
+                e.map(|e| e.raw_tag.len()),
+                Some(tag.encode().unwrap().len())
+            );
+            n += 1;
+        })
         .unwrap();
-    let g = seg.get(b"arr").unwrap().unwrap();
-    assert_eq!(g.type_tag(), Some(tag.clone()));
-    drop(g);
-    let v = seg.get_view(b"arr").unwrap().unwrap();
-    assert_eq!(v.type_tag(), Some(tag));
-    assert_eq!(v.len(), 24);
+        assert_eq!(n, 1);
+    }
+    assert!(seg.check().unwrap().is_clean());
 }
 
 #[test]

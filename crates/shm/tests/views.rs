@@ -107,37 +107,42 @@ fn revalidate_follows_overwrite_expiry_changes_and_delete() {
     let dir = ShmDir::new("revalidate");
     let seg = dir.create("s", 16 * MIB);
     let no = PutOptions::default();
-    seg.put(b"k", b"v1", &no).unwrap();
-    let fresh = |seg: &strata_shm::Segment| seg.get_view(b"k").unwrap().unwrap();
+    // A key that fits inline in its index entry, and one that does not.
+    let long = [b'k'; 40];
+    for key in [&b"k"[..], &long[..]] {
+        seg.put(key, b"v1", &no).unwrap();
+        let fresh = |seg: &strata_shm::Segment| seg.get_view(key).unwrap().unwrap();
 
-    let v = fresh(&seg);
-    let hits = seg.stats().unwrap().hits;
-    assert!(seg.revalidate(&v).unwrap());
-    assert_eq!(
-        seg.stats().unwrap().hits,
-        hits + 1,
-        "a current view counts as a hit"
-    );
+        let v = fresh(&seg);
+        assert_eq!(v.expires_at_ms(), None);
+        let hits = seg.stats().unwrap().hits;
+        assert!(seg.revalidate(&v).unwrap());
+        assert_eq!(
+            seg.stats().unwrap().hits,
+            hits + 1,
+            "a current view counts as a hit"
+        );
 
-    seg.put(b"k", b"v2", &no).unwrap();
-    assert!(!seg.revalidate(&v).unwrap(), "an overwrite makes it stale");
+        seg.put(key, b"v2", &no).unwrap();
+        assert!(!seg.revalidate(&v).unwrap(), "an overwrite makes it stale");
 
-    let v = fresh(&seg);
-    assert!(seg
-        .expire(b"k", std::time::Duration::from_secs(60))
-        .unwrap());
-    assert!(
-        !seg.revalidate(&v).unwrap(),
-        "an expiry change makes it stale"
-    );
-    let v = fresh(&seg);
-    assert!(seg.persist(b"k").unwrap());
-    assert!(!seg.is_current(&v), "so does persist");
+        let v = fresh(&seg);
+        assert!(seg.expire(key, std::time::Duration::from_secs(60)).unwrap());
+        assert!(
+            !seg.revalidate(&v).unwrap(),
+            "an expiry change makes it stale"
+        );
+        let v = fresh(&seg);
+        assert!(v.expires_at_ms().is_some(), "a fresh view sees the expiry");
+        assert!(seg.persist(key).unwrap());
+        assert!(!seg.is_current(&v), "so does persist");
 
-    let v = fresh(&seg);
-    assert!(seg.is_current(&v));
-    seg.delete(b"k").unwrap();
-    assert!(!seg.is_current(&v), "a delete makes it stale");
-    assert_eq!(&v[..], b"v2", "and the view keeps its bytes");
-    assert!(seg.check().unwrap().is_clean());
+        let v = fresh(&seg);
+        assert_eq!(v.expires_at_ms(), None);
+        assert!(seg.is_current(&v));
+        seg.delete(key).unwrap();
+        assert!(!seg.is_current(&v), "a delete makes it stale");
+        assert_eq!(&v[..], b"v2", "and the view keeps its bytes");
+        assert!(seg.check().unwrap().is_clean());
+    }
 }
