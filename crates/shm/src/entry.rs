@@ -29,6 +29,7 @@ const INLINE_FLAG: u64 = 1 << 63;
 const _: () = assert!(TAG_SHIFT + TAG_BITS == 63 && KEY_SHIFT + KEY_BITS == TAG_SHIFT);
 const _: () = assert!(crate::block::MAX_KEY < 1 << KEY_BITS);
 const _: () = assert!(crate::tag::MAX_TAG_BYTES < 1 << TAG_BITS);
+const _: () = assert!(crate::layout::MAX_REGION <= 1 << VALUE_BITS);
 
 /// What an entry says about its block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
