@@ -27,7 +27,8 @@ use std::time::Instant;
 use strata_shm::mem::{Region, Words};
 
 const KEYS: usize = 200_000;
-/// The size class of a 4 KiB value with its header.
+/// The spacing of blocks: about the size class of a 4 KiB value with its
+/// header (4800 bytes).
 const BLOCK: u64 = 4864;
 
 fn region(dir: &str, name: &str, len: u64) -> Region {
