@@ -6,6 +6,9 @@
 //!
 //!   cargo run --release -p strata-shm --example batch_gather [-- DIR]
 
+mod common;
+
+use common::{zipf_pattern, Rng};
 use std::time::Instant;
 use strata_shm::mem::Region;
 use strata_shm::{PutOptions, Segment, SegmentOptions, TypeTag};
@@ -38,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         floor.write_bytes((i * ROW) as u64, &row);
         seg.put(k, &row, &opts)?;
     }
-    let pattern = zipf_pattern(KEYS, 2_000_000);
+    let pattern = zipf_pattern(KEYS, 2_000_000, &mut Rng(0x1234_5678_9abc_def1));
     let mut out = vec![0u8; BATCH * ROW];
     let (mut strata, mut plain) = (Vec::new(), Vec::new());
     let mut at = 0usize;
@@ -88,31 +91,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn median(v: &mut [u64]) -> u64 {
     v.sort_unstable();
     v[v.len() / 2]
-}
-
-/// Row ids drawn with Zipf 0.99, ranks shuffled over the ids.
-fn zipf_pattern(n: u64, len: usize) -> Vec<usize> {
-    let mut x = 0x1234_5678_9abc_def1u64;
-    let mut rnd = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let mut cdf = Vec::with_capacity(n as usize);
-    let mut acc = 0.0;
-    for r in 1..=n {
-        acc += 1.0 / (r as f64).powf(0.99);
-        cdf.push(acc);
-    }
-    let mut perm: Vec<usize> = (0..n as usize).collect();
-    for i in (1..perm.len()).rev() {
-        perm.swap(i, (rnd() % (i as u64 + 1)) as usize);
-    }
-    (0..len)
-        .map(|_| {
-            let u = (rnd() >> 11) as f64 / (1u64 << 53) as f64 * acc;
-            perm[cdf.partition_point(|&c| c < u).min(n as usize - 1)]
-        })
-        .collect()
 }

@@ -21,6 +21,9 @@
 //!
 //!   cargo run --release -p strata-shm --example layout_sim [-- DIR]
 
+mod common;
+
+use common::{zipf_pattern, Rng};
 use std::fs::OpenOptions;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
@@ -43,20 +46,6 @@ fn region(dir: &str, name: &str, len: u64) -> Region {
     let r = Region::map(&file, len).expect("mapping a scratch file");
     let _ = std::fs::remove_file(&path);
     r
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 fn main() {
@@ -99,22 +88,7 @@ fn main() {
         quad.store(q * 256 + p * 64 + 8, i as u64, Relaxed);
     }
 
-    let mut cdf = Vec::with_capacity(KEYS);
-    let mut acc = 0.0;
-    for r in 1..=KEYS {
-        acc += 1.0 / (r as f64).powf(0.99);
-        cdf.push(acc);
-    }
-    let mut perm: Vec<usize> = (0..KEYS).collect();
-    for i in (1..perm.len()).rev() {
-        perm.swap(i, rng.below(i as u64 + 1) as usize);
-    }
-    let pattern: Vec<usize> = (0..1_000_000)
-        .map(|_| {
-            let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * acc;
-            perm[cdf.partition_point(|&c| c < u).min(KEYS - 1)]
-        })
-        .collect();
+    let pattern = zipf_pattern(n, 1_000_000, &mut rng);
 
     println!("layout sim in {dir}: {KEYS} keys, Zipf 0.99, ns per read (incl. timer)");
     for round in 0..3 {

@@ -6,6 +6,9 @@
 //!   cargo run --release -p strata-shm --example read_loop [-- uniform|zipf [DIR]]
 //!   perf record -p <pid printed> -- sleep 3; perf annotate
 
+mod common;
+
+use common::{uniform_pattern, zipf_pattern, Rng};
 use std::time::Instant;
 use strata_shm::{PutOptions, Segment, SegmentOptions};
 
@@ -34,7 +37,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for k in &keys {
         seg.put(k, &value, &PutOptions::default())?;
     }
-    let pattern = pattern(zipf);
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let pattern = if zipf {
+        zipf_pattern(KEYS, READS, &mut rng)
+    } else {
+        uniform_pattern(KEYS, READS, &mut rng)
+    };
     eprintln!("pid {}: reading", std::process::id());
     let t = Instant::now();
     let mut sum = 0u64;
@@ -53,34 +61,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(seg);
     Segment::unlink(&name, &dir)?;
     Ok(())
-}
-
-/// Key indices, uniform or Zipf 0.99 with ranks shuffled over the keys.
-fn pattern(zipf: bool) -> Vec<usize> {
-    let mut x = 0x1234_5678_9abc_def1u64;
-    let mut rnd = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    if !zipf {
-        return (0..READS).map(|_| (rnd() % KEYS) as usize).collect();
-    }
-    let mut cdf = Vec::with_capacity(KEYS as usize);
-    let mut acc = 0.0;
-    for r in 1..=KEYS {
-        acc += 1.0 / (r as f64).powf(0.99);
-        cdf.push(acc);
-    }
-    let mut perm: Vec<usize> = (0..KEYS as usize).collect();
-    for i in (1..perm.len()).rev() {
-        perm.swap(i, (rnd() % (i as u64 + 1)) as usize);
-    }
-    (0..READS)
-        .map(|_| {
-            let u = (rnd() >> 11) as f64 / (1u64 << 53) as f64 * acc;
-            perm[cdf.partition_point(|&c| c < u).min(KEYS as usize - 1)]
-        })
-        .collect()
 }

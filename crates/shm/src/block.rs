@@ -35,6 +35,19 @@ pub fn value_start(key_len: u64, tag_len: u64) -> u64 {
     round_up(BLOCK_HEADER + key_len + tag_len, 64)
 }
 
+/// Where a block's key, type tag and value start, from its offset and
+/// lengths: the one statement of the block layout that the header and the
+/// index entry's readers share.
+pub fn key_off(block: u64) -> u64 {
+    block + BLOCK_HEADER
+}
+pub fn tag_off(block: u64, key_len: u64) -> u64 {
+    key_off(block) + key_len
+}
+pub fn value_off(block: u64, key_len: u64, tag_len: u64) -> u64 {
+    block + value_start(key_len, tag_len)
+}
+
 /// Bytes a block needs for this entry.
 pub fn needed(key_len: u64, tag_len: u64, value_len: u64) -> u64 {
     value_start(key_len, tag_len) + value_len
@@ -83,19 +96,14 @@ impl Header {
         meta_tag_len(self.meta)
     }
     pub fn key<'r>(&self, r: &'r Region) -> &'r [u8] {
-        r.bytes(self.off + BLOCK_HEADER, self.key_len())
-    }
-    pub fn tag_off(&self) -> u64 {
-        self.off + BLOCK_HEADER + self.key_len()
+        r.bytes(key_off(self.off), self.key_len())
     }
     pub fn tag<'r>(&self, r: &'r Region) -> &'r [u8] {
-        r.bytes(self.tag_off(), self.tag_len())
-    }
-    pub fn value_off(&self) -> u64 {
-        self.off + value_start(self.key_len(), self.tag_len())
+        r.bytes(tag_off(self.off, self.key_len()), self.tag_len())
     }
     pub fn value<'r>(&self, r: &'r Region) -> &'r [u8] {
-        r.bytes(self.value_off(), self.value_len)
+        let off = value_off(self.off, self.key_len(), self.tag_len());
+        r.bytes(off, self.value_len)
     }
     pub fn expiry(&self, r: &Region) -> u64 {
         r.load(self.off + block::EXPIRY, Relaxed)

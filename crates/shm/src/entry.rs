@@ -145,6 +145,7 @@ pub fn read(w: &impl Words, slot: u64, entry: u64, word: u64) -> Option<Fields> 
 pub fn link(w: &impl Words, slot: u64, entry: u64, word: u64, f: &Fields) {
     begin(w, slot);
     write_fields(w, entry, f);
+    crate::failpoint::hit("mid_entry");
     publish(w, slot, word);
 }
 

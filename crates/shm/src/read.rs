@@ -6,7 +6,7 @@ use crate::block::{self, Header};
 use crate::entry::{self, Fields};
 use crate::error::Result;
 use crate::hash::{slot_block, slot_tag, KeyHash};
-use crate::layout::{slot, BLOCK_HEADER, ENTRY_SIZE, SLOTS_PER_BUCKET, TAG_LINE};
+use crate::layout::{slot, ENTRY_SIZE, SLOTS_PER_BUCKET, TAG_LINE};
 use crate::local::{self, ThreadSlot};
 use crate::mem::{Region, Words};
 use crate::segment::{Inner, Segment};
@@ -46,8 +46,7 @@ impl Inner {
     #[inline(always)]
     pub(crate) fn lookup(&self, ts: &ThreadSlot, h: KeyHash, key: &[u8]) -> Option<Hit> {
         let found = self.probe(h, key);
-        let entry = found.map(|f| self.layout.entry_of(f.slot));
-        self.count_access(ts, h, found.is_some(), entry);
+        self.count_access(ts, h, found.is_some(), found.map(|f| f.entry));
         found
     }
 
@@ -166,10 +165,12 @@ impl Inner {
         let l = &self.layout;
         self.find_tagged(h, Acquire, |slot, word| {
             let block = slot_block(word);
-            if let Some(f) = entry::read(r, slot, l.entry_of(slot), word) {
+            let entry = l.entry_of(slot);
+            if let Some(f) = entry::read(r, slot, entry, word) {
                 if let Some(k) = f.key() {
                     let hit = Hit {
                         slot,
+                        entry,
                         word,
                         block,
                         fields: f,
@@ -181,7 +182,13 @@ impl Inner {
                 }
             }
             let hdr = self.linked_header(h, key, word)?;
-            Some(Hit::from_header(r, slot, word, &hdr))
+            Some(Hit {
+                slot,
+                entry,
+                word,
+                block,
+                fields: Fields::of_block(r, &hdr),
+            })
         })
     }
 }
@@ -194,35 +201,22 @@ pub(crate) struct Found {
     pub hdr: Header,
 }
 
-/// What a reader found: the slot and word it went through, the block, and
-/// what the entry says about it. The block is immutable while the reader's
-/// epoch or a pin holds it; the fields are a consistent copy.
+/// What a reader found: the slot (and its entry) and word it went through,
+/// the block, and what the entry says about it. The block is immutable
+/// while the reader's epoch or a pin holds it; the fields are a consistent
+/// copy (taken from the block when the entry could not be trusted).
 #[derive(Clone, Copy)]
 pub(crate) struct Hit {
     pub slot: u64,
+    pub entry: u64,
     pub word: u64,
     pub block: u64,
     pub fields: Fields,
 }
 
 impl Hit {
-    fn from_header(r: &Region, slot: u64, word: u64, hdr: &Header) -> Hit {
-        Hit {
-            slot,
-            word,
-            block: hdr.off,
-            fields: Fields {
-                value_len: hdr.value_len,
-                key_len: hdr.key_len(),
-                tag_len: hdr.tag_len(),
-                expiry: hdr.expiry(r),
-                hash: hdr.hash,
-                inline: None,
-            },
-        }
-    }
     fn value_off(&self) -> u64 {
-        self.block + block::value_start(self.fields.key_len, self.fields.tag_len)
+        block::value_off(self.block, self.fields.key_len, self.fields.tag_len)
     }
     fn end(&self) -> u64 {
         self.value_off().saturating_add(self.fields.value_len)
@@ -231,14 +225,14 @@ impl Hit {
         r.bytes(self.value_off(), self.fields.value_len)
     }
     fn key<'r>(&self, r: &'r Region) -> &'r [u8] {
-        r.bytes(self.block + BLOCK_HEADER, self.fields.key_len)
+        r.bytes(block::key_off(self.block), self.fields.key_len)
     }
     /// The type tag: the entry's copy, else the block's bytes.
     fn tag<'a>(&'a self, r: &'a Region) -> &'a [u8] {
         match self.fields.tag() {
             Some(t) => t,
             None => r.bytes(
-                self.block + BLOCK_HEADER + self.fields.key_len,
+                block::tag_off(self.block, self.fields.key_len),
                 self.fields.tag_len,
             ),
         }
@@ -389,7 +383,7 @@ impl Inner {
 
     /// Starts loading the entry and first value lines of the first slot
     /// whose tag matches; by now the tag lines are usually cached.
-    fn prefetch_blocks(&self, h: KeyHash) {
+    fn prefetch_entry_and_value(&self, h: KeyHash) {
         self.find_tagged(h, Relaxed, |slot, word| {
             self.region.prefetch(self.layout.entry_of(slot));
             let off = slot_block(word);
@@ -428,7 +422,7 @@ impl Segment {
                 inner.prefetch_tag_line(*h);
             }
             if let Some(h) = hashes.get(i + BATCH_BLOCK_AHEAD) {
-                inner.prefetch_blocks(*h);
+                inner.prefetch_entry_and_value(*h);
             }
             let found = inner.lookup(&ts, hashes[i], key.as_ref());
             each(
@@ -460,12 +454,11 @@ impl Segment {
         // The usage count lives in the entry's line, which this path
         // otherwise does not load: bump it on sampled accesses only.
         let sampled = ts.sample.get() % SKETCH_SAMPLE == SKETCH_SAMPLE - 1;
-        let entry = inner.layout.entry_of(view.hit.slot);
         inner.count_access(
             &ts,
             KeyHash(view.hit.fields.hash),
             true,
-            sampled.then_some(entry),
+            sampled.then_some(view.hit.entry),
         );
         Ok(true)
     }

@@ -419,9 +419,9 @@ impl Segment {
         base..base + self.inner.region.len() as usize
     }
 
-    /// Whether the kernel may map this segment with 2 MiB pages here. A
-    /// lookup's cost is mostly address translation of the index line and
-    /// the block header; huge pages cut it (docs/huge-pages.md). True when
+    /// Whether the kernel may map this segment with 2 MiB pages here. Much
+    /// of a lookup's cost is address translation of the key's index bucket
+    /// and of the value; huge pages cut it (docs/huge-pages.md). True when
     /// the segment's directory is a tmpfs mounted with `huge=within_size`
     /// or `huge=always`; false on a default /dev/shm. It reads
     /// /proc/self/smaps, which takes a while in a large process: for

@@ -9,7 +9,7 @@ use crate::entry::{self, Fields};
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::hash::{next_version, slot_block, slot_word, KeyHash};
-use crate::layout::{self, shard, BLOCK_HEADER, SLOTS_PER_BUCKET};
+use crate::layout::{self, shard, SLOTS_PER_BUCKET};
 use crate::local::{self, ThreadSlot};
 use crate::lock::Acquired;
 use crate::mem::Words;
@@ -310,10 +310,10 @@ impl Inner {
         r.store(f(bf::EXPIRY), expiry, Relaxed);
         r.store(f(bf::RESERVED), 0, Relaxed);
         r.store(f(bf::SIZE), b.size, Relaxed);
-        r.write_bytes(b.off + BLOCK_HEADER, key);
-        r.write_bytes(b.off + BLOCK_HEADER + key.len() as u64, tag);
+        r.write_bytes(block::key_off(b.off), key);
+        r.write_bytes(block::tag_off(b.off, key.len() as u64), tag);
         failpoint::hit("mid_copy");
-        let vstart = b.off + block::value_start(key.len() as u64, tag.len() as u64);
+        let vstart = block::value_off(b.off, key.len() as u64, tag.len() as u64);
         r.write_bytes(vstart, value);
         // Sealing is a Release store: everything above is visible to any
         // reader that sees the index word published after it.
@@ -398,10 +398,7 @@ impl Segment {
         // The commit point: the entry's fields, then the word.
         let fields = Fields::new(h.0, key, &tag, value.len() as u64, expiry);
         let entry = inner.layout.entry_of(slot);
-        entry::begin(r, slot);
-        entry::write_fields(r, entry, &fields);
-        failpoint::hit("mid_entry");
-        entry::publish(r, slot, slot_word(b.off, h.tag()));
+        entry::link(r, slot, entry, slot_word(b.off, h.tag()), &fields);
         failpoint::hit("after_publish");
         let outcome = match replaced {
             Some(f) => {

@@ -1,0 +1,44 @@
+//! What the examples share: a seeded random generator and the access
+//! patterns they replay (the shapes `strata bench` uses).
+
+/// xorshift64: fast, seeded, and the same on every machine.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// `len` indices below `n`, uniform.
+#[allow(dead_code)] // not every example replays both shapes
+pub fn uniform_pattern(n: u64, len: usize, rng: &mut Rng) -> Vec<usize> {
+    (0..len).map(|_| rng.below(n) as usize).collect()
+}
+
+/// `len` indices below `n` drawn with Zipf 0.99, the ranks shuffled over
+/// the indices so that hot keys lie anywhere.
+pub fn zipf_pattern(n: u64, len: usize, rng: &mut Rng) -> Vec<usize> {
+    let mut cdf = Vec::with_capacity(n as usize);
+    let mut acc = 0.0;
+    for r in 1..=n {
+        acc += 1.0 / (r as f64).powf(0.99);
+        cdf.push(acc);
+    }
+    let mut perm: Vec<usize> = (0..n as usize).collect();
+    for i in (1..perm.len()).rev() {
+        perm.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    (0..len)
+        .map(|_| {
+            let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * acc;
+            perm[cdf.partition_point(|&c| c < u).min(n as usize - 1)]
+        })
+        .collect()
+}
