@@ -31,31 +31,38 @@ const _: () = assert!(crate::block::MAX_KEY < 1 << KEY_BITS);
 const _: () = assert!(crate::tag::MAX_TAG_BYTES < 1 << TAG_BITS);
 const _: () = assert!(crate::layout::MAX_REGION <= 1 << VALUE_BITS);
 
-/// What an entry says about its block.
+/// The key then the type tag, zero-padded, aligned like the words they
+/// are loaded from, so a hit is copied a word at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(8))]
+struct Inline([u8; INLINE_LEN]);
+
+/// What an entry says about its block: its three words as they are stored,
+/// and the inline bytes (zero when the key and tag do not fit). Kept in
+/// stored form, 56 bytes with no padding, because every read copies one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fields {
-    pub value_len: u64,
-    pub key_len: u64,
-    pub tag_len: u64,
+    lens: u64,
     pub expiry: u64,
     pub hash: u64,
-    /// The key then the type tag, zero-padded, when together they fit.
-    pub inline: Option<[u8; INLINE_LEN]>,
+    inline: Inline,
 }
 
 impl Fields {
     pub fn new(hash: u64, key: &[u8], tag: &[u8], value_len: u64, expiry: u64) -> Fields {
         let (k, t) = (key.len(), tag.len());
-        let inline = (k + t <= INLINE_LEN).then(|| {
-            let mut b = [0u8; INLINE_LEN];
-            b[..k].copy_from_slice(key);
-            b[k..k + t].copy_from_slice(tag);
-            b
-        });
+        let mut inline = Inline([0; INLINE_LEN]);
+        let fits = k + t <= INLINE_LEN;
+        if fits {
+            inline.0[..k].copy_from_slice(key);
+            inline.0[k..k + t].copy_from_slice(tag);
+        }
+        let flag = if fits { INLINE_FLAG } else { 0 };
         Fields {
-            value_len,
-            key_len: k as u64,
-            tag_len: t as u64,
+            lens: (value_len & ((1 << VALUE_BITS) - 1))
+                | ((k as u64) << KEY_SHIFT)
+                | ((t as u64) << TAG_SHIFT)
+                | flag,
             expiry,
             hash,
             inline,
@@ -73,56 +80,62 @@ impl Fields {
         )
     }
 
-    fn lens(&self) -> u64 {
-        let flag = if self.inline.is_some() {
-            INLINE_FLAG
-        } else {
-            0
-        };
-        (self.value_len & ((1 << VALUE_BITS) - 1))
-            | (self.key_len << KEY_SHIFT)
-            | (self.tag_len << TAG_SHIFT)
-            | flag
+    #[inline(always)]
+    pub fn value_len(&self) -> u64 {
+        self.lens & ((1 << VALUE_BITS) - 1)
+    }
+    #[inline(always)]
+    pub fn key_len(&self) -> u64 {
+        (self.lens >> KEY_SHIFT) & ((1 << KEY_BITS) - 1)
+    }
+    #[inline(always)]
+    pub fn tag_len(&self) -> u64 {
+        (self.lens >> TAG_SHIFT) & ((1 << TAG_BITS) - 1)
+    }
+    /// Whether the key and type tag are inline.
+    #[inline(always)]
+    pub fn is_inline(&self) -> bool {
+        self.lens & INLINE_FLAG != 0
     }
 
     /// The inline key, if the entry has one.
     #[inline(always)]
     pub fn key(&self) -> Option<&[u8]> {
-        let b = self.inline.as_ref()?;
-        b.get(..self.key_len as usize)
+        if !self.is_inline() {
+            return None;
+        }
+        self.inline.0.get(..self.key_len() as usize)
     }
 
     /// The inline type tag, if the entry has one.
     #[inline(always)]
     pub fn tag(&self) -> Option<&[u8]> {
-        let b = self.inline.as_ref()?;
-        b.get(self.key_len as usize..(self.key_len + self.tag_len) as usize)
+        if !self.is_inline() {
+            return None;
+        }
+        let k = self.key_len() as usize;
+        self.inline.0.get(k..k + self.tag_len() as usize)
     }
 }
 
 /// The fields of `entry` as they are, with no consistency check: for
-/// `check()` and repair, which hold the shard lock.
+/// `check()` and repair, which hold the shard lock, and for readers, which
+/// check them afterwards. The inline words are loaded whatever the flag
+/// says (a writer zeroes them when the key does not fit): one line, no
+/// branch.
+#[inline(always)]
 pub fn fields(w: &impl Words, entry: u64) -> Fields {
-    let lens = w.load(entry + LENS, Relaxed);
-    let inline = (lens & INLINE_FLAG != 0).then(|| inline_bytes(w, entry));
+    let mut inline = Inline([0; INLINE_LEN]);
+    for (i, chunk) in inline.0.chunks_exact_mut(8).enumerate() {
+        let v = w.load(entry + INLINE + 8 * i as u64, Relaxed);
+        chunk.copy_from_slice(&v.to_le_bytes());
+    }
     Fields {
-        value_len: lens & ((1 << VALUE_BITS) - 1),
-        key_len: (lens >> KEY_SHIFT) & ((1 << KEY_BITS) - 1),
-        tag_len: (lens >> TAG_SHIFT) & ((1 << TAG_BITS) - 1),
+        lens: w.load(entry + LENS, Relaxed),
         expiry: w.load(entry + EXPIRY, Relaxed),
         hash: w.load(entry + HASH, Relaxed),
         inline,
     }
-}
-
-#[inline(always)]
-fn inline_bytes(w: &impl Words, entry: u64) -> [u8; INLINE_LEN] {
-    let mut b = [0u8; INLINE_LEN];
-    for (i, chunk) in b.chunks_exact_mut(8).enumerate() {
-        let v = w.load(entry + INLINE + 8 * i as u64, Relaxed);
-        chunk.copy_from_slice(&v.to_le_bytes());
-    }
-    b
 }
 
 /// The entry of `slot`, whose word the caller loaded (Acquire) as `word`,
@@ -164,12 +177,11 @@ pub fn begin(w: &impl Words, slot: u64) {
 
 /// Writes an entry's fields, between [`begin`] and [`publish`].
 pub fn write_fields(w: &impl Words, entry: u64, f: &Fields) {
-    w.store(entry + LENS, f.lens(), Relaxed);
+    w.store(entry + LENS, f.lens, Relaxed);
     w.store(entry + EXPIRY, f.expiry, Relaxed);
     w.store(entry + USAGE, 0, Relaxed);
     w.store(entry + HASH, f.hash, Relaxed);
-    let b = f.inline.unwrap_or([0; INLINE_LEN]);
-    for (i, chunk) in b.chunks_exact(8).enumerate() {
+    for (i, chunk) in f.inline.0.chunks_exact(8).enumerate() {
         let mut v = [0u8; 8];
         v.copy_from_slice(chunk);
         w.store(
@@ -233,7 +245,12 @@ mod tests {
             link(&w, slot, entry, 0x40 | (9 << 48), &f);
             let got = read(&w, slot, entry, w.load(slot, Acquire)).unwrap();
             assert_eq!(got, f);
-            assert_eq!(got.inline.is_some(), key.len() + tag.len() <= 32);
+            assert_eq!(got.is_inline(), key.len() + tag.len() <= 32);
+            assert_eq!(
+                (got.key_len(), got.tag_len()),
+                (key.len() as u64, tag.len() as u64)
+            );
+            assert_eq!(got.value_len(), 5 << 30);
             if let Some(k) = got.key() {
                 assert_eq!((k, got.tag().unwrap()), (key, tag));
             }

@@ -46,7 +46,10 @@ impl Inner {
     #[inline(always)]
     pub(crate) fn lookup(&self, ts: &ThreadSlot, h: KeyHash, key: &[u8]) -> Option<Hit> {
         let found = self.probe(h, key);
-        self.count_access(ts, h, found.is_some(), found.map(|f| f.entry));
+        // By reference: a hit is 80 bytes, and every copy of it on the read
+        // path showed in profiles.
+        let touch = found.as_ref().map(|f| self.layout.entry_of(f.slot));
+        self.count_access(ts, h, found.is_some(), touch);
         found
     }
 
@@ -74,12 +77,12 @@ impl Inner {
     /// A live, unexpired entry, with no bookkeeping.
     #[inline(always)]
     pub(crate) fn probe(&self, h: KeyHash, key: &[u8]) -> Option<Hit> {
-        let f = self.find(h, key)?;
-        let exp = f.fields.expiry;
+        let found = self.find(h, key);
+        let exp = found.as_ref().map_or(0, |f| f.fields.expiry);
         if exp != 0 && exp <= self.opts.clock.now_ms() {
             return None;
         }
-        Some(f)
+        found
     }
 
     /// Calls `f(slot, word)` for each slot of the key's two buckets whose
@@ -164,29 +167,19 @@ impl Inner {
         let r = &*self.region;
         let l = &self.layout;
         self.find_tagged(h, Acquire, |slot, word| {
-            let block = slot_block(word);
-            let entry = l.entry_of(slot);
-            if let Some(f) = entry::read(r, slot, entry, word) {
-                if let Some(k) = f.key() {
-                    let hit = Hit {
-                        slot,
-                        entry,
-                        word,
-                        block,
-                        fields: f,
-                    };
+            if let Some(fields) = entry::read(r, slot, l.entry_of(slot), word) {
+                if let Some(k) = fields.key() {
+                    let hit = Hit { slot, word, fields };
                     // A corrupt entry falls through to the block check.
-                    if hit.end() <= l.region_size && block >= l.arena {
-                        return (f.hash == h.0 && k == key).then_some(hit);
+                    if hit.end() <= l.region_size && hit.block() >= l.arena {
+                        return (fields.hash == h.0 && k == key).then_some(hit);
                     }
                 }
             }
             let hdr = self.linked_header(h, key, word)?;
             Some(Hit {
                 slot,
-                entry,
                 word,
-                block,
                 fields: Fields::of_block(r, &hdr),
             })
         })
@@ -201,39 +194,47 @@ pub(crate) struct Found {
     pub hdr: Header,
 }
 
-/// What a reader found: the slot (and its entry) and word it went through,
-/// the block, and what the entry says about it. The block is immutable
-/// while the reader's epoch or a pin holds it; the fields are a consistent
-/// copy (taken from the block when the entry could not be trusted).
+/// What a reader found: the slot and word it went through (the word names
+/// the block) and what the entry says about the block. The block is
+/// immutable while the reader's epoch or a pin holds it; the fields are a
+/// consistent copy (taken from the block when the entry could not be
+/// trusted). Every read copies a hit a few times on its way out, so it
+/// holds nothing that the slot and word give by arithmetic.
 #[derive(Clone, Copy)]
 pub(crate) struct Hit {
     pub slot: u64,
-    pub entry: u64,
     pub word: u64,
-    pub block: u64,
     pub fields: Fields,
 }
 
 impl Hit {
+    #[inline(always)]
+    fn block(&self) -> u64 {
+        slot_block(self.word)
+    }
+    #[inline(always)]
     fn value_off(&self) -> u64 {
-        block::value_off(self.block, self.fields.key_len, self.fields.tag_len)
+        let f = &self.fields;
+        block::value_off(self.block(), f.key_len(), f.tag_len())
     }
     fn end(&self) -> u64 {
-        self.value_off().saturating_add(self.fields.value_len)
+        self.value_off().saturating_add(self.fields.value_len())
     }
+    #[inline(always)]
     fn value<'r>(&self, r: &'r Region) -> &'r [u8] {
-        r.bytes(self.value_off(), self.fields.value_len)
+        r.bytes(self.value_off(), self.fields.value_len())
     }
     fn key<'r>(&self, r: &'r Region) -> &'r [u8] {
-        r.bytes(block::key_off(self.block), self.fields.key_len)
+        r.bytes(block::key_off(self.block()), self.fields.key_len())
     }
     /// The type tag: the entry's copy, else the block's bytes.
+    #[inline(always)]
     fn tag<'a>(&'a self, r: &'a Region) -> &'a [u8] {
         match self.fields.tag() {
             Some(t) => t,
             None => r.bytes(
-                block::tag_off(self.block, self.fields.key_len),
-                self.fields.tag_len,
+                block::tag_off(self.block(), self.fields.key_len()),
+                self.fields.tag_len(),
             ),
         }
     }
@@ -249,13 +250,16 @@ pub struct Guard<'a> {
 }
 
 impl Guard<'_> {
+    #[inline]
     pub fn value(&self) -> &[u8] {
         self.hit.value(&self.seg.inner.region)
     }
+    #[inline]
     pub fn key(&self) -> &[u8] {
         self.hit.key(&self.seg.inner.region)
     }
     /// The raw encoded type tag (empty if none).
+    #[inline]
     pub fn raw_tag(&self) -> &[u8] {
         self.hit.tag(&self.seg.inner.region)
     }
@@ -263,6 +267,7 @@ impl Guard<'_> {
         TypeTag::decode(self.raw_tag())
     }
     /// Expiry in Unix milliseconds, if the entry had a TTL when read.
+    #[inline]
     pub fn expires_at_ms(&self) -> Option<u64> {
         (self.hit.fields.expiry != 0).then_some(self.hit.fields.expiry)
     }
@@ -270,12 +275,14 @@ impl Guard<'_> {
 
 impl std::ops::Deref for Guard<'_> {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.value()
     }
 }
 
 impl Drop for Guard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.seg.inner.exit(&self.ts);
     }
@@ -296,28 +303,33 @@ pub struct View {
 }
 
 impl View {
+    #[inline]
     pub fn value(&self) -> &[u8] {
         self.hit.value(&self.inner.region)
     }
     /// The raw encoded type tag (empty if none): the entry's copy taken at
     /// lookup, or the pinned block's bytes, which are immutable.
+    #[inline]
     pub fn raw_tag(&self) -> &[u8] {
         self.hit.tag(&self.inner.region)
     }
     pub fn type_tag(&self) -> Option<TypeTag> {
         TypeTag::decode(self.raw_tag())
     }
+    #[inline]
     pub fn expires_at_ms(&self) -> Option<u64> {
         (self.hit.fields.expiry != 0).then_some(self.hit.fields.expiry)
     }
     /// The offset of the value's block in the segment.
+    #[inline]
     pub fn block_offset(&self) -> u64 {
-        self.hit.block
+        self.hit.block()
     }
 }
 
 impl std::ops::Deref for View {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.value()
     }
@@ -458,7 +470,7 @@ impl Segment {
             &ts,
             KeyHash(view.hit.fields.hash),
             true,
-            sampled.then_some(view.hit.entry),
+            sampled.then_some(inner.layout.entry_of(view.hit.slot)),
         );
         Ok(true)
     }
@@ -525,7 +537,7 @@ impl Segment {
         inner.enter(&ts);
         let found = inner.lookup(&ts, h, key);
         let view = found.map(|hit| {
-            inner.pin_pages.publish(&*inner.region, entry, hit.block);
+            inner.pin_pages.publish(&*inner.region, entry, hit.block());
             crate::failpoint::hit("holding_pin");
             View {
                 inner: self.inner.clone(),

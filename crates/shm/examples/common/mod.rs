@@ -42,3 +42,16 @@ pub fn zipf_pattern(n: u64, len: usize, rng: &mut Rng) -> Vec<usize> {
         })
         .collect()
 }
+
+/// Key `i` as `strata bench` spells it (`key:` and ten digits), written
+/// into a buffer on the stack, as a server makes a key from a request.
+#[allow(dead_code)] // not every example makes its keys this way
+pub fn key_into(i: u64, buf: &mut [u8; 14]) -> &[u8] {
+    buf[..4].copy_from_slice(b"key:");
+    let mut x = i;
+    for d in buf[4..].iter_mut().rev() {
+        *d = b'0' + (x % 10) as u8;
+        x /= 10;
+    }
+    &buf[..]
+}
