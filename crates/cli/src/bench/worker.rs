@@ -2,7 +2,7 @@
 //! It prints one JSON line with its results on stdout.
 
 use super::hist::Hist;
-use super::workload::{access_pattern, key, stamp, verify, Rng};
+use super::workload::{access_pattern, key, key_into, stamp, verify, Rng, KEY_LEN};
 use super::WorkerArgs;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -68,21 +68,21 @@ fn timed(
 
 pub fn run(dir: &Path, a: &WorkerArgs) -> Result<()> {
     let n = a.keys;
-    let keys: Vec<Vec<u8>> = (0..n).map(key).collect();
     let zipf = match a.dist.as_str() {
         "zipf" => Some(0.99),
         "uniform" => None,
         d => bail!("unknown distribution {d}"),
     };
     if a.role == "writer" {
-        return writer(dir, a, &keys);
+        return writer(dir, a);
     }
     let pattern = access_pattern(n, PATTERN_LEN, zipf, a.seed);
     let (hist, ops, bad, missing, secs) = match a.kind.as_str() {
         "l0" => {
             let seg = Segment::open(&a.segment, &SegmentOptions::default().dir(dir))?;
+            let mut kb = [0; KEY_LEN];
             timed(&pattern, a.seconds, |i| {
-                let g = seg.get(&keys[i as usize]).ok().flatten()?;
+                let g = seg.get(key_into(i, &mut kb)).ok().flatten()?;
                 Some(verify(&g, i))
             })
         }
@@ -104,10 +104,11 @@ pub fn run(dir: &Path, a: &WorkerArgs) -> Result<()> {
             for i in 0..n {
                 let mut v = vec![0xABu8; a.value_bytes as usize];
                 stamp(&mut v, i, 0);
-                map.insert(keys[i as usize].clone(), v);
+                map.insert(key(i), v);
             }
+            let mut kb = [0; KEY_LEN];
             timed(&pattern, a.seconds, |i| {
-                let v = map.get(&keys[i as usize])?;
+                let v = map.get(key_into(i, &mut kb))?;
                 Some(verify(v, i))
             })
         }
@@ -124,7 +125,7 @@ pub fn run(dir: &Path, a: &WorkerArgs) -> Result<()> {
     Ok(())
 }
 
-fn writer(dir: &Path, a: &WorkerArgs, keys: &[Vec<u8>]) -> Result<()> {
+fn writer(dir: &Path, a: &WorkerArgs) -> Result<()> {
     let seg = Segment::open(&a.segment, &SegmentOptions::default().dir(dir))?;
     let mut buf = vec![0xABu8; a.value_bytes as usize];
     let mut rng = Rng::new(a.seed);
@@ -133,6 +134,7 @@ fn writer(dir: &Path, a: &WorkerArgs, keys: &[Vec<u8>]) -> Result<()> {
     let deadline = Duration::from_secs_f64(a.seconds);
     let (mut done, mut version) = (0u64, 1u64);
     let mut hist = Hist::new();
+    let mut kb = [0; KEY_LEN];
     loop {
         let elapsed = start.elapsed();
         if elapsed >= deadline {
@@ -147,7 +149,7 @@ fn writer(dir: &Path, a: &WorkerArgs, keys: &[Vec<u8>]) -> Result<()> {
             stamp(&mut buf, i, version);
             version += 1;
             let t = Instant::now();
-            seg.put(&keys[i as usize], &buf, &no)?;
+            seg.put(key_into(i, &mut kb), &buf, &no)?;
             hist.record(t.elapsed().as_nanos() as u64);
             done += 1;
         }
