@@ -53,6 +53,17 @@ impl Inner {
         found
     }
 
+    /// Starts loading the key's sketch counters if this thread's next
+    /// access is one the sketch samples: a random line of the sketch, which
+    /// `count_access` then updates with locked instructions that wait for
+    /// it. Issued with [`Inner::prefetch_key`], the two misses overlap.
+    #[inline(always)]
+    pub(crate) fn prefetch_sketch(&self, ts: &ThreadSlot, h: KeyHash) {
+        if ts.sample.get().wrapping_add(1) % SKETCH_SAMPLE == 0 {
+            self.region.prefetch(self.sketch.block_of(h.0));
+        }
+    }
+
     /// The bookkeeping of one read: the sampled sketch access, the hit or
     /// miss counter, and the clock's usage count in index entry `touch`.
     #[inline(always)]
@@ -511,6 +522,9 @@ impl Segment {
         let ts = local::thread_slot(inner)?;
         let h = KeyHash::new(inner.seed, key);
         inner.prefetch_key(h);
+        if counted {
+            inner.prefetch_sketch(&ts, h);
+        }
         inner.enter(&ts);
         let found = if counted {
             inner.lookup(&ts, h, key)
@@ -533,6 +547,7 @@ impl Segment {
         let ts = local::thread_slot(inner)?;
         let h = KeyHash::new(inner.seed, key);
         inner.prefetch_key(h);
+        inner.prefetch_sketch(&ts, h);
         let (entry, fork_gen) = inner.pins().acquire(inner)?;
         inner.enter(&ts);
         let found = inner.lookup(&ts, h, key);

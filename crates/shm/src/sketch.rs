@@ -16,10 +16,17 @@ pub struct Sketch {
 const DEPTH: u64 = 4;
 
 impl Sketch {
+    /// The offset of the 64-byte block holding the key's counters.
+    #[inline(always)]
+    pub fn block_of(&self, hash: u64) -> u64 {
+        let h = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.base + ((h >> 32) & (self.blocks - 1)) * 64
+    }
+
     /// (word offset, bit shift) of each of the key's four counters.
     fn counters(&self, hash: u64) -> [(u64, u64); DEPTH as usize] {
         let h = hash.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let block = self.base + ((h >> 32) & (self.blocks - 1)) * 64;
+        let block = self.block_of(hash);
         let mut out = [(0, 0); DEPTH as usize];
         for (row, slot) in out.iter_mut().enumerate() {
             let idx = (h >> (row as u64 * 5)) & 31;
