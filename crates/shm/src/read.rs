@@ -384,15 +384,15 @@ impl Drop for EpochScope<'_> {
     }
 }
 
+/// Keys a batch read looks up before it hands out their values.
+const BATCH_CHUNK: usize = 256;
 /// How many lookups ahead a batch read starts loading tag lines.
 const BATCH_AHEAD: usize = 16;
-/// How many lookups ahead it starts loading the matching slot's entry and
-/// the first lines of its block.
-const BATCH_BLOCK_AHEAD: usize = 6;
-/// Cache lines of a block loaded ahead, after its header: the first value
-/// lines (for short keys), after which the hardware prefetcher streams the
-/// rest.
-const BATCH_BLOCK_LINES: u64 = 4;
+/// How many lookups ahead it starts loading the matching slot's entry.
+const BATCH_ENTRY_AHEAD: usize = 8;
+/// How many values ahead of the one handed out it starts loading the next
+/// value's first lines.
+const BATCH_VALUE_AHEAD: usize = 2;
 
 impl Inner {
     /// Starts loading the tag line of the key's first bucket. Not the
@@ -404,17 +404,21 @@ impl Inner {
             .prefetch(l.bucket_off(h.shard(l), h.buckets(l)[0]));
     }
 
-    /// Starts loading the entry and first value lines of the first slot
-    /// whose tag matches; by now the tag lines are usually cached.
-    fn prefetch_entry_and_value(&self, h: KeyHash) {
-        self.find_tagged(h, Relaxed, |slot, word| {
+    /// Starts loading the entry of the first slot whose tag matches; by
+    /// now the tag lines are usually cached.
+    fn prefetch_entry(&self, h: KeyHash) {
+        self.find_tagged(h, Relaxed, |slot, _| {
             self.region.prefetch(self.layout.entry_of(slot));
-            let off = slot_block(word);
-            for line in 1..=BATCH_BLOCK_LINES {
-                self.region.prefetch(off + line * 64);
-            }
             Some(())
         });
+    }
+
+    /// Starts loading the first two lines of a hit's value, after which
+    /// the hardware prefetcher streams the rest.
+    fn prefetch_value(&self, hit: &Hit) {
+        let off = hit.value_off();
+        self.region.prefetch(off);
+        self.region.prefetch(off + 64);
     }
 }
 
@@ -440,21 +444,40 @@ impl Segment {
             inner.prefetch_tag_line(*h);
         }
         let _scope = EpochScope::enter(inner, &ts);
-        for (i, key) in keys.iter().enumerate() {
-            if let Some(h) = hashes.get(i + BATCH_AHEAD) {
-                inner.prefetch_tag_line(*h);
+        // Two passes over each chunk of keys. The lookups first: small
+        // reads whose misses overlap many at a time. Then the values, in
+        // order, each one's first lines loading while the one before is
+        // handed out, as a plain gather would. Interleaving the two made
+        // every lookup's misses wait behind a value's stream. Chunks bound
+        // the hits held between the passes.
+        let mut found = Vec::with_capacity(keys.len().min(BATCH_CHUNK));
+        for start in (0..keys.len()).step_by(BATCH_CHUNK) {
+            let end = keys.len().min(start + BATCH_CHUNK);
+            found.clear();
+            for (i, key) in keys.iter().enumerate().take(end).skip(start) {
+                if let Some(h) = hashes.get(i + BATCH_AHEAD) {
+                    inner.prefetch_tag_line(*h);
+                }
+                if let Some(h) = hashes.get(i + BATCH_ENTRY_AHEAD) {
+                    inner.prefetch_entry(*h);
+                }
+                found.push(inner.lookup(&ts, hashes[i], key.as_ref()));
             }
-            if let Some(h) = hashes.get(i + BATCH_BLOCK_AHEAD) {
-                inner.prefetch_entry_and_value(*h);
+            for hit in found.iter().take(BATCH_VALUE_AHEAD).flatten() {
+                inner.prefetch_value(hit);
             }
-            let found = inner.lookup(&ts, hashes[i], key.as_ref());
-            each(
-                i,
-                found.as_ref().map(|hit| Entry {
-                    value: hit.value(r),
-                    raw_tag: hit.tag(r),
-                }),
-            );
+            for (j, f) in found.iter().enumerate() {
+                if let Some(Some(next)) = found.get(j + BATCH_VALUE_AHEAD) {
+                    inner.prefetch_value(next);
+                }
+                each(
+                    start + j,
+                    f.as_ref().map(|hit| Entry {
+                        value: hit.value(r),
+                        raw_tag: hit.tag(r),
+                    }),
+                );
+            }
         }
         Ok(())
     }

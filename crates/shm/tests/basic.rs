@@ -2,7 +2,7 @@
 //! TTLs, type tags, sizes, iteration, stats and fsck.
 
 mod common;
-use common::{ShmDir, MIB};
+use common::{make_value, verify_value, ShmDir, MIB};
 use std::time::Duration;
 use strata_shm::{Clock, Error, PutOptions, PutOutcome, Segment, TypeTag};
 
@@ -110,6 +110,46 @@ fn type_tags_round_trip() {
         assert_eq!(n, 1);
     }
     assert!(seg.check().unwrap().is_clean());
+}
+
+#[test]
+fn a_batch_read_hands_out_every_key_in_order_across_chunks() {
+    let dir = ShmDir::new("batch");
+    let seg = dir.create("s", 64 * MIB);
+    // Every third key is absent; the batch is longer than one chunk of
+    // lookups and repeats keys.
+    let keys: Vec<Vec<u8>> = (0..1000u64)
+        .map(|i| format!("k{}", (i * 7) % 900).into_bytes())
+        .collect();
+    for i in (0..900u64).filter(|i| i % 3 != 0) {
+        seg.put(
+            format!("k{i}").as_bytes(),
+            &make_value(i, 1, 100 + i as usize),
+            &PutOptions::default(),
+        )
+        .unwrap();
+    }
+    let hits_before = seg.stats().unwrap().hits;
+    let mut seen = Vec::new();
+    seg.get_batch(&keys, |i, e| {
+        let k = (i as u64 * 7) % 900;
+        match e {
+            Some(e) => {
+                assert!(k % 3 != 0, "key {k} was never written");
+                assert!(
+                    verify_value(e.value, k),
+                    "row {i} holds another key's value"
+                );
+                assert_eq!(e.value.len(), 100 + k as usize);
+            }
+            None => assert_eq!(k % 3, 0, "key {k} was written"),
+        }
+        seen.push(i);
+    })
+    .unwrap();
+    assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+    let hits = (0..1000u64).filter(|i| (i * 7) % 900 % 3 != 0).count() as u64;
+    assert_eq!(seg.stats().unwrap().hits - hits_before, hits);
 }
 
 #[test]
