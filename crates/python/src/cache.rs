@@ -20,8 +20,8 @@ const DEFAULT_MEMORY: u64 = 1 << 30;
 /// `get_numpy` results a process remembers, at most, per shard: remembered
 /// values stay pinned, and a shard's limbo has room for 896
 /// replaced-but-pinned blocks across every process. The memo is off by
-/// default: a remembered read is cheaper than a lookup, but every read
-/// that misses the memo costs more, so it pays only when a few keys take
+/// default: a remembered read is cheaper than a lookup and a read that
+/// misses it costs a little more, so it pays only when a few keys take
 /// most reads (`bench/python_read.py` measures both; `docs/python.md`
 /// quotes it).
 const MEMO_PER_SHARD: usize = 16;
@@ -30,8 +30,9 @@ const MEMO_PER_SHARD: usize = 16;
 /// attach. Thread-safe; safe to create before `fork` (gunicorn's master,
 /// a `multiprocessing` parent): a forked child registers itself on first
 /// use. Arrays returned before a fork must not be used in the child.
-/// `memo=N` remembers this process's last N `get_numpy` results and
-/// revalidates them with one index load (see docs/python.md).
+/// `memo=N` remembers up to N recent `get_numpy` results of this process,
+/// of keys read at least twice lately, and revalidates them with one index
+/// load (see docs/python.md).
 #[pyclass(frozen, module = "strata")]
 pub struct Cache {
     seg: Segment,
@@ -299,6 +300,9 @@ impl Cache {
         };
         let owner = Bound::new(py, PinnedValue::new(view))?;
         let v = owner.get().view();
+        // Only keys read twice lately are remembered: a key read once
+        // would churn the memo (an insert, an eviction, an unpin) for nothing.
+        let memo = memo && self.memo.admit(key);
         if !memo && shape.is_none() && dtype.is_none() {
             // The common case: the stored layout, usually cached.
             if let Some(l) = self.descrs.tag_layout(py, v.raw_tag())? {

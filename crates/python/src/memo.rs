@@ -10,6 +10,13 @@
 //! is small: a few entries per shard, and at most a sixteenth of the
 //! segment's data in bytes. It forgets in FIFO order, with a second chance
 //! for entries read since they were last passed over.
+//!
+//! It remembers only keys read twice lately. A doorkeeper (as in TinyLFU)
+//! of one bit per hashed key notes the first read; the second read of a
+//! noted key is remembered. The bits are cleared after as many first reads
+//! as the memo holds entries, times `DOORKEEPER_PERIOD`. Under a long-tailed
+//! load most reads are of keys read once in a long while, and without the
+//! doorkeeper each of them evicts an entry that a hot key will miss.
 
 use crate::arrays::PinnedValue;
 use crate::dtypes::Dims;
@@ -23,6 +30,11 @@ use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 /// Entries an insert may pass over (clearing their read bit) before it
 /// evicts the oldest regardless.
 const MAX_SECOND_CHANCES: usize = 4;
+/// Doorkeeper bits per memo entry: few enough to stay in cache, enough
+/// that unrelated keys rarely share a bit.
+const DOORKEEPER_BITS_PER_ENTRY: usize = 64;
+/// First reads noted, per memo entry, before the doorkeeper forgets them.
+const DOORKEEPER_PERIOD: usize = 8;
 
 /// What the memo keeps for one key.
 pub struct Remembered {
@@ -41,6 +53,10 @@ struct State {
     bytes: usize,
     map: HashMap<Box<[u8]>, Entry, Xxh3DefaultBuilder>,
     order: VecDeque<Box<[u8]>>,
+    /// One bit per hashed key read once lately.
+    doorkeeper: Vec<u64>,
+    /// First reads noted since the doorkeeper was last cleared.
+    noted: usize,
 }
 
 impl State {
@@ -73,6 +89,8 @@ impl Memo {
                 bytes: 0,
                 map: HashMap::default(),
                 order: VecDeque::new(),
+                doorkeeper: vec![0; (capacity * DOORKEEPER_BITS_PER_ENTRY).div_ceil(64)],
+                noted: 0,
             }),
         }
     }
@@ -100,6 +118,28 @@ impl Memo {
         e.referenced = true;
         let v = &e.value;
         Some((v.owner.bind(py).clone(), v.descr.bind(py).clone(), v.dims))
+    }
+
+    /// Whether a read of `key` that missed the memo should be remembered:
+    /// true if the key was read lately, else notes this first read.
+    pub fn admit(&self, key: &[u8]) -> bool {
+        let mut st = self.state();
+        let bits = st.doorkeeper.len() as u64 * 64;
+        if bits == 0 {
+            return false;
+        }
+        let bit = xxhash_rust::xxh3::xxh3_64(key) % bits;
+        let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+        if st.doorkeeper[word] & mask != 0 {
+            return true;
+        }
+        st.noted += 1;
+        if st.noted > self.capacity * DOORKEEPER_PERIOD {
+            st.noted = 0;
+            st.doorkeeper.fill(0);
+        }
+        st.doorkeeper[word] |= mask;
+        false
     }
 
     /// Forgets `key` (its entry went stale).

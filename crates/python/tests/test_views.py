@@ -175,7 +175,9 @@ def memo_cache(name):
 def test_repeated_reads_share_one_pin_but_not_one_array(memo_cache):
     cache = memo_cache
     cache.set("k", np.arange(12, dtype=np.float32))
+    first = cache.get_numpy("k")
     a = cache.get_numpy("k")
+    assert a.base is not first.base, "a first read is noted, not remembered"
     b = cache.get_numpy("k")
     assert a is not b and a.base is b.base, "the second read reuses the pinned value"
     a.shape = (3, 4)
@@ -211,10 +213,23 @@ def test_memo_is_off_by_default(cache):
     assert cache.stats()["pinned_bytes"] == 0
 
 
+def test_keys_read_once_are_not_remembered(memo_cache):
+    cache = memo_cache
+    for i in range(20):
+        cache.set(f"k{i}", np.full(1024, i, np.int32))
+        assert cache.get_numpy(f"k{i}")[0] == i
+    gc.collect()
+    assert cache.stats()["pinned_bytes"] == 0, "one read each: nothing stays pinned"
+    assert cache.get_numpy("k7") is not None
+    gc.collect()
+    assert cache.stats()["pinned_bytes"] > 0, "the second read of k7 is remembered"
+
+
 def test_remembered_values_are_let_go_when_their_keys_change(memo_cache):
     cache = memo_cache
     for i in range(20):
         cache.set(f"k{i}", np.full(1024, i, np.int32))
+        cache.get_numpy(f"k{i}")
         cache.get_numpy(f"k{i}")
     gc.collect()
     assert cache.stats()["pinned_bytes"] > 0, "the memo keeps current values pinned"
@@ -229,6 +244,7 @@ def test_a_full_cache_lets_go_of_remembered_values(name):
         for i in range(200):
             assert c.set(f"k{i}", chunk) in (True, False)
             c.get_numpy(f"k{i}")
+            c.get_numpy(f"k{i}")
         assert c.check()["clean"]
 
 
@@ -237,6 +253,7 @@ def test_a_forked_child_does_not_reuse_the_parents_pins(memo_cache):
 
     cache = memo_cache
     cache.set("k", np.arange(1024, dtype=np.int64))
+    cache.get_numpy("k")
     parent_view = cache.get_numpy("k")
     r, w = os.pipe()
     pid = os.fork()

@@ -57,7 +57,8 @@ class Cache:
         """Attach to the named cache, creating it (with `memory` bytes or a
         size such as "1GiB"; default 1 GiB) if `create` is true. `dir`
         defaults to $STRATA_SHM_DIR, else /dev/shm. `memo` > 0 remembers
-        that many recent get_numpy results per process (see docs/python.md).
+        up to that many recent get_numpy results per process, of keys read
+        at least twice lately (see docs/python.md).
         `max_entries` sizes a new cache's index (default: one entry per 4
         KiB of memory; each costs 144 bytes of index); raise it for values
         much smaller than 4 KiB."""
