@@ -1,8 +1,11 @@
 //! `get_batch` of 1000 random 4 KiB values (Zipf 0.99 over 200k keys),
 //! copied into one buffer, against a plain gather of the same rows from an
 //! array with no index, in a file of the same directory (so the same page
-//! size): the Rust side of `get_numpy_many` against `np.take`. Both run in
-//! one process, in turns, over eight rounds.
+//! size): the Rust side of `get_numpy_many` against `np.take`. A third
+//! case gathers from rows spaced as the segment spaces 4 KiB values (one
+//! per 4800-byte block, 128 bytes in, so most rows straddle two pages), with
+//! no index: what the value layout alone costs. All run in one process, in
+//! turns, over eight rounds.
 //!
 //!   cargo run --release -p strata-shm --example batch_gather [-- DIR]
 
@@ -16,6 +19,10 @@ use strata_shm::{PutOptions, Segment, SegmentOptions, TypeTag};
 const KEYS: u64 = 200_000;
 const ROW: usize = 4096;
 const BATCH: usize = 1000;
+/// The size class of a 4 KiB value with its header, and where in the
+/// block the value starts (after a 48-byte header, a short key and a tag).
+const BLOCK: u64 = 4800;
+const BLOCK_VALUE: u64 = 128;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "/dev/shm".into());
@@ -35,15 +42,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .open(&floor_path)?;
     file.set_len(KEYS * ROW as u64)?;
     let floor = Region::map(&file, KEYS * ROW as u64)?;
+    let spaced_path = dir.join(format!("{name}.spaced"));
+    let spaced_file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&spaced_path)?;
+    spaced_file.set_len(KEYS * BLOCK)?;
+    let spaced = Region::map(&spaced_file, KEYS * BLOCK)?;
     let mut row = vec![0u8; ROW];
     for (i, k) in keys.iter().enumerate() {
         row.fill(i as u8);
         floor.write_bytes((i * ROW) as u64, &row);
+        spaced.write_bytes(i as u64 * BLOCK + BLOCK_VALUE, &row);
         seg.put(k, &row, &opts)?;
     }
     let pattern = zipf_pattern(KEYS, 2_000_000, &mut Rng(0x1234_5678_9abc_def1));
     let mut out = vec![0u8; BATCH * ROW];
-    let (mut strata, mut plain) = (Vec::new(), Vec::new());
+    let (mut strata, mut plain, mut spread) = (Vec::new(), Vec::new(), Vec::new());
     let mut at = 0usize;
     let mut next = || {
         let ids = &pattern[at..at + BATCH];
@@ -71,20 +87,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             plain.push(t.elapsed().as_nanos() as u64);
         }
+        for _ in 0..40 {
+            let ids = next();
+            let t = Instant::now();
+            for (i, &id) in ids.iter().enumerate() {
+                let off = id as u64 * BLOCK + BLOCK_VALUE;
+                out[i * ROW..(i + 1) * ROW].copy_from_slice(spaced.bytes(off, ROW as u64));
+            }
+            spread.push(t.elapsed().as_nanos() as u64);
+        }
     }
     std::hint::black_box(&out);
-    let (s, p) = (median(&mut strata), median(&mut plain));
+    let (s, p, b) = (median(&mut strata), median(&mut plain), median(&mut spread));
     println!(
-        "batch of {BATCH} x {ROW} B, Zipf 0.99 over {KEYS} keys, in {}: get_batch p50 {} us, plain gather p50 {} us, ratio {:.2} (huge pages: {})",
+        "batch of {BATCH} x {ROW} B, Zipf 0.99 over {KEYS} keys, in {}: get_batch p50 {} us, plain gather p50 {} us, ratio {:.2}; gather of rows spaced as blocks p50 {} us, ratio {:.2} (huge pages: {})",
         dir.display(),
         s / 1000,
         p / 1000,
         s as f64 / p as f64,
+        b / 1000,
+        b as f64 / p as f64,
         seg.huge_pages()
     );
     drop(seg);
     Segment::unlink(&name, &dir)?;
     std::fs::remove_file(&floor_path)?;
+    std::fs::remove_file(&spaced_path)?;
     Ok(())
 }
 
