@@ -236,6 +236,19 @@ def test_get_numpy_many(cache):
     assert arr.shape == (2, 8) and not found.any()
 
 
+def test_get_numpy_many_of_a_long_batch(cache):
+    """Longer than one chunk of lookups (256), with absent and repeated ids
+    and an id whose row was overwritten: every row lands in its place."""
+    for i in range(0, 3000, 3):
+        cache.set(f"emb:{i}", np.full(16, i, dtype=np.int32))
+    cache.set("emb:300", np.full(16, -1, dtype=np.int32))
+    ids = np.random.default_rng(5).integers(0, 3000, 2000)
+    arr, found = cache.get_numpy_many(ids, prefix="emb:")
+    assert np.array_equal(found, ids % 3 == 0)
+    want = np.where(found, np.where(ids == 300, -1, ids), 0)
+    assert np.array_equal(arr, np.repeat(want[:, None], 16, axis=1))
+
+
 def test_get_numpy_many_errors(cache):
     cache.set("a", np.zeros(4, np.float32))
     cache.set("b", np.zeros(5, np.float32))
