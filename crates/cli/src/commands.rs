@@ -40,7 +40,17 @@ pub fn init(dir: &Path, name: &str, memory: &str, max_entries: Option<u64>) -> R
         l.max_entries,
         l.shard_count,
     );
+    println!("pages: {}", page_size(&seg));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The segment's page size, and with 4 KiB pages how to get larger ones.
+fn page_size(seg: &Segment) -> &'static str {
+    if seg.huge_pages() {
+        "2 MiB (huge pages)"
+    } else {
+        "4 KiB; a tmpfs mounted with huge=within_size makes reads faster (docs/huge-pages.md)"
+    }
 }
 
 pub fn drop_segment(dir: &Path, name: &str) -> Result<ExitCode> {
@@ -144,14 +154,7 @@ pub fn status(dir: &Path, name: &str, json: bool, check: bool) -> Result<ExitCod
             "readers   {} slots attached, {} alive; epoch {}; {} shards; {} repairs",
             s.reader_slots_attached, s.reader_slots_live, s.global_epoch, s.shards, s.repairs
         );
-        println!(
-            "pages     {}",
-            if seg.huge_pages() {
-                "2 MiB (huge pages)"
-            } else {
-                "4 KiB; a tmpfs mounted with huge=within_size makes reads faster (docs/huge-pages.md)"
-            }
-        );
+        println!("pages     {}", page_size(&seg));
         if let Some(r) = &report {
             if r.is_clean() {
                 println!("check     clean");
