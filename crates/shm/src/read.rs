@@ -46,7 +46,7 @@ impl Inner {
     #[inline(always)]
     pub(crate) fn lookup(&self, ts: &ThreadSlot, h: KeyHash, key: &[u8]) -> Option<Hit> {
         let found = self.probe(h, key);
-        // By reference: a hit is 80 bytes, and every copy of it on the read
+        // By reference: a hit is 72 bytes, and every copy of it on the read
         // path showed in profiles.
         let touch = found.as_ref().map(|f| self.layout.entry_of(f.slot));
         self.count_access(ts, h, found.is_some(), touch);
