@@ -229,6 +229,9 @@ def main():
     try:
         pages = "2 MiB" if cache.huge_pages else "4 KiB"
         say(f"strata cache in {args.dir}, {pages} pages")
+        if not cache.huge_pages:
+            say("  (--dir on a tmpfs mounted with huge=within_size gives it 2 MiB pages, "
+                "which make reads faster: docs/huge-pages.md)")
         say(f"loading {n} keys of {ROW} bytes into strata, shared_memory, lmdb, dict, redis ...")
         floor_arr = np.ndarray((n, DIM), np.float32, shm.buf)
         floor_arr[:] = rng.random((n, DIM), dtype=np.float32)
