@@ -11,9 +11,8 @@
 
 mod common;
 
-use common::{zipf_pattern, Rng};
+use common::{scratch_region, zipf_pattern, Rng};
 use std::time::Instant;
-use strata_shm::mem::Region;
 use strata_shm::{PutOptions, Segment, SegmentOptions, TypeTag};
 
 const KEYS: u64 = 200_000;
@@ -34,22 +33,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let opts = PutOptions::default().tag(TypeTag::new("<f4", vec![1024]));
     let keys: Vec<Vec<u8>> = (0..KEYS).map(|i| format!("emb:{i}").into_bytes()).collect();
-    let floor_path = dir.join(format!("{name}.floor"));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&floor_path)?;
-    file.set_len(KEYS * ROW as u64)?;
-    let floor = Region::map(&file, KEYS * ROW as u64)?;
-    let spaced_path = dir.join(format!("{name}.spaced"));
-    let spaced_file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&spaced_path)?;
-    spaced_file.set_len(KEYS * BLOCK)?;
-    let spaced = Region::map(&spaced_file, KEYS * BLOCK)?;
+    let floor = scratch_region(&dir, "floor", KEYS * ROW as u64)?;
+    let spaced = scratch_region(&dir, "spaced", KEYS * BLOCK)?;
     let mut row = vec![0u8; ROW];
     for (i, k) in keys.iter().enumerate() {
         row.fill(i as u8);
@@ -111,8 +96,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     drop(seg);
     Segment::unlink(&name, &dir)?;
-    std::fs::remove_file(&floor_path)?;
-    std::fs::remove_file(&spaced_path)?;
     Ok(())
 }
 

@@ -23,45 +23,31 @@
 
 mod common;
 
-use common::{zipf_pattern, Rng};
-use std::fs::OpenOptions;
+use common::{scratch_region, zipf_pattern, Rng};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
-use strata_shm::mem::{Region, Words};
+use strata_shm::mem::Words;
 
 const KEYS: usize = 200_000;
 /// The spacing of blocks: about the size class of a 4 KiB value with its
 /// header (4800 bytes).
 const BLOCK: u64 = 4864;
 
-fn region(dir: &str, name: &str, len: u64) -> Region {
-    let path = format!("{dir}/strata-layout-sim-{}-{name}", std::process::id());
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .expect("creating a scratch file");
-    file.set_len(len).expect("sizing a scratch file");
-    let r = Region::map(&file, len).expect("mapping a scratch file");
-    let _ = std::fs::remove_file(&path);
-    r
-}
-
-fn main() {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "/dev/shm".into());
+fn main() -> std::io::Result<()> {
+    let dir =
+        std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "/dev/shm".into()));
     let n = KEYS as u64;
     let arena_len = n * BLOCK * 5 / 4 + (256 << 20);
     let slots = 2 * (arena_len / 1024);
     let entries = arena_len / 1024;
     let buckets = slots / 8;
-    let arena = region(&dir, "arena", arena_len);
-    let index = region(&dir, "index", slots * 8);
-    let table = region(&dir, "table", entries * 64);
-    let grouped = region(&dir, "grouped", buckets * 576);
+    let arena = scratch_region(&dir, "arena", arena_len)?;
+    let index = scratch_region(&dir, "index", slots * 8)?;
+    let table = scratch_region(&dir, "table", entries * 64)?;
+    let grouped = scratch_region(&dir, "grouped", buckets * 576)?;
     // D: two slots per KiB in buckets of four 64-byte entries.
     let quads = slots / 4;
-    let quad = region(&dir, "quad", quads * 256);
+    let quad = scratch_region(&dir, "quad", quads * 256)?;
 
     let mut rng = Rng(0x1234_5678);
     let mut order: Vec<u64> = (0..n).collect();
@@ -90,7 +76,10 @@ fn main() {
 
     let pattern = zipf_pattern(n, 1_000_000, &mut rng);
 
-    println!("layout sim in {dir}: {KEYS} keys, Zipf 0.99, ns per read (incl. timer)");
+    println!(
+        "layout sim in {}: {KEYS} keys, Zipf 0.99, ns per read (incl. timer)",
+        dir.display()
+    );
     for round in 0..3 {
         for mode in ["A", "B", "C", "D"] {
             let mut lat = Vec::with_capacity(pattern.len());
@@ -129,4 +118,5 @@ fn main() {
             );
         }
     }
+    Ok(())
 }

@@ -1,5 +1,6 @@
-//! What the examples share: a seeded random generator and the access
-//! patterns they replay (the shapes `strata bench` uses).
+//! What the examples share: a seeded random generator, the access
+//! patterns they replay (the shapes `strata bench` uses), their keys, and
+//! scratch mappings beside the segment.
 
 /// xorshift64: fast, seeded, and the same on every machine.
 pub struct Rng(pub u64);
@@ -54,4 +55,26 @@ pub fn key_into(i: u64, buf: &mut [u8; 14]) -> &[u8] {
         x /= 10;
     }
     &buf[..]
+}
+
+/// A mapping of `len` zeroed bytes from a scratch file in `dir`, so that it
+/// gets the same page size as a segment there. The file is unlinked at
+/// once; the mapping keeps its memory until the process exits.
+#[allow(dead_code)] // not every example maps scratch memory
+pub fn scratch_region(
+    dir: &std::path::Path,
+    name: &str,
+    len: u64,
+) -> std::io::Result<strata_shm::mem::Region> {
+    let path = dir.join(format!("strata-scratch-{}-{name}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    let mapped = file
+        .set_len(len)
+        .and_then(|()| strata_shm::mem::Region::map(&file, len));
+    std::fs::remove_file(&path)?;
+    mapped
 }
