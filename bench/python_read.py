@@ -15,7 +15,10 @@ turns in 5 rounds, so a slow spell of the machine falls on all of them.
 
 Peers, started by this script on this machine:
   floor       multiprocessing.shared_memory + np.ndarray(shape, dtype, buf,
-              offset) of row i: no lookup at all;
+              offset) of row i: no lookup at all. The block is mapped the
+              way strata maps its segment (at a 2 MiB boundary, with the
+              kernel asked for 2 MiB pages) and says which pages it got,
+              so that ratios to it measure the lookup, not the page size;
   dict        a plain dict lookup of a prebuilt ndarray (per process);
   lmdb        py-lmdb get in a read transaction + np.frombuffer;
   redis       redis-py with hiredis, GET + np.frombuffer, MGET of 100/1000,
@@ -25,6 +28,7 @@ Peers, started by this script on this machine:
 """
 
 import argparse
+import ctypes
 import gc
 import json
 import os
@@ -53,6 +57,43 @@ def zipf_ranks(n, count, s, rng):
     cdf /= cdf[-1]
     ranks = np.searchsorted(cdf, rng.random(count))
     return rng.permutation(n)[np.minimum(ranks, n - 1)]
+
+
+HUGE = 2 << 20
+
+
+def map_like_strata(shm, huge):
+    """The shared memory block `shm`, mapped as strata maps a segment: at a
+    2 MiB-aligned address and, if `huge`, with the kernel asked to build
+    2 MiB pages (MADV_COLLAPSE, one reserved small page per piece first).
+    Returns (buffer, whether it got huge pages); (shm.buf, False) where
+    this cannot be done."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                              ctypes.c_int, ctypes.c_int, ctypes.c_long]
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        size = shm.size
+        # PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+        hole = libc.mmap(None, size + HUGE, 0, 0x02 | 0x20 | 0x4000, -1, 0)
+        if hole in (None, ctypes.c_void_p(-1).value):
+            return shm.buf, False
+        base = -(-hole // HUGE) * HUGE
+        # PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED
+        if libc.mmap(base, size, 0x1 | 0x2, 0x01 | 0x10, shm._fd, 0) != base:
+            return shm.buf, False
+        got = False
+        if huge:
+            got = True
+            for off in range(0, size - HUGE + 1, HUGE):
+                os.posix_fallocate(shm._fd, off, 1)
+                if libc.madvise(base + off, HUGE, 25) != 0:  # MADV_COLLAPSE
+                    got = off > 0
+                    break
+        return memoryview((ctypes.c_char * size).from_address(base)).cast("B"), got
+    except (AttributeError, OSError):
+        return shm.buf, False
 
 
 def pct(lat):
@@ -210,10 +251,15 @@ def main():
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--no-redis", action="store_true", help="skip the redis-server peer")
     ap.add_argument(
+        "--no-huge-pages",
+        action="store_true",
+        help="keep 4 KiB pages for the cache and the floor (by default both get 2 MiB pages "
+        "where the kernel can build them)",
+    )
+    ap.add_argument(
         "--dir",
         default=os.environ.get("STRATA_SHM_DIR", "/dev/shm"),
-        help="directory of the strata cache (default: $STRATA_SHM_DIR or /dev/shm); "
-        "a tmpfs mounted with huge=within_size gives it 2 MiB pages",
+        help="directory of the strata cache (default: $STRATA_SHM_DIR or /dev/shm)",
     )
     args = ap.parse_args()
     n, calls = args.keys, args.calls
@@ -221,7 +267,12 @@ def main():
     rng = np.random.default_rng(42)
 
     name = f"bench-py-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    cache = strata.Cache(name, memory=max(n * 8192 + (96 << 20), 256 << 20), dir=args.dir)
+    cache = strata.Cache(
+        name,
+        memory=max(n * 8192 + (96 << 20), 256 << 20),
+        dir=args.dir,
+        huge_pages=not args.no_huge_pages,
+    )
     tmp = tempfile.mkdtemp(prefix="strata-bench-")
     shm = shared_memory.SharedMemory(create=True, size=n * ROW)
     redis_proc = None
@@ -229,11 +280,14 @@ def main():
     try:
         pages = "2 MiB" if cache.huge_pages else "4 KiB"
         say(f"strata cache in {args.dir}, {pages} pages")
-        if not cache.huge_pages:
-            say("  (--dir on a tmpfs mounted with huge=within_size gives it 2 MiB pages, "
-                "which make reads faster: docs/huge-pages.md)")
+        if not cache.huge_pages and not args.no_huge_pages:
+            say("  (this kernel would not build 2 MiB pages for it, which Linux 6.1 and later do; "
+                "--dir on a tmpfs mounted with huge=within_size gives them: docs/huge-pages.md)")
+        floor_buf, floor_huge = map_like_strata(shm, cache.huge_pages)
+        report["floor_huge_pages"] = floor_huge
+        say(f"floor (shared_memory) mapped as strata maps its segment, {'2 MiB' if floor_huge else '4 KiB'} pages")
         say(f"loading {n} keys of {ROW} bytes into strata, shared_memory, lmdb, dict, redis ...")
-        floor_arr = np.ndarray((n, DIM), np.float32, shm.buf)
+        floor_arr = np.ndarray((n, DIM), np.float32, floor_buf)
         floor_arr[:] = rng.random((n, DIM), dtype=np.float32)
         keys = [f"emb:{i}" for i in range(n)]
         d = {}
@@ -261,7 +315,7 @@ def main():
                         pipe.execute()
                 pipe.execute()
 
-        buf = shm.buf
+        buf = floor_buf
         nd, f32 = np.ndarray, np.float32
         frombuffer = np.frombuffer
         memo_cache = strata.Cache(name, create=False, memo=1024, dir=args.dir)

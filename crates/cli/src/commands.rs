@@ -16,8 +16,14 @@ fn open(dir: &Path, name: &str) -> Result<Segment> {
     Segment::open(name, &opts(dir)).with_context(|| format!("cannot attach to segment {name:?}"))
 }
 
-pub fn init(dir: &Path, name: &str, memory: &str, max_entries: Option<u64>) -> Result<ExitCode> {
-    let mut o = opts(dir).memory(parse_size(memory)?);
+pub fn init(
+    dir: &Path,
+    name: &str,
+    memory: &str,
+    max_entries: Option<u64>,
+    huge_pages: bool,
+) -> Result<ExitCode> {
+    let mut o = opts(dir).memory(parse_size(memory)?).huge_pages(huge_pages);
     if let Some(n) = max_entries {
         o = o.max_entries(n);
     }
@@ -49,7 +55,7 @@ fn page_size(seg: &Segment) -> &'static str {
     if seg.huge_pages() {
         "2 MiB (huge pages)"
     } else {
-        "4 KiB; a tmpfs mounted with huge=within_size makes reads faster (docs/huge-pages.md)"
+        "4 KiB; 2 MiB pages make reads faster (docs/huge-pages.md)"
     }
 }
 

@@ -117,7 +117,8 @@ pub(crate) fn resolve<'py>(
 #[pymethods]
 impl Cache {
     #[new]
-    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0, max_entries = None))]
+    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0, max_entries = None, huge_pages = true))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         name: &str,
@@ -126,8 +127,11 @@ impl Cache {
         dir: Option<PathBuf>,
         memo: usize,
         max_entries: Option<u64>,
+        huge_pages: bool,
     ) -> PyResult<Self> {
-        let mut opts = SegmentOptions::default().memory(memory_bytes(memory)?);
+        let mut opts = SegmentOptions::default()
+            .memory(memory_bytes(memory)?)
+            .huge_pages(huge_pages);
         if let Some(dir) = dir {
             opts = opts.dir(dir);
         }
@@ -184,8 +188,10 @@ impl Cache {
     }
 
     /// Whether this process maps the cache with 2 MiB pages, which makes
-    /// lookups faster: true when its directory is a tmpfs mounted with
-    /// `huge=within_size` or `huge=always` (see docs/huge-pages.md).
+    /// lookups faster: true when its creator could build them (Linux 6.1
+    /// and later, unless `huge_pages=False`), or when its directory is a
+    /// tmpfs mounted with `huge=within_size` or `huge=always` (see
+    /// docs/huge-pages.md).
     #[getter]
     fn huge_pages(&self) -> PyResult<bool> {
         Ok(self.seg()?.huge_pages())

@@ -125,15 +125,16 @@ impl Fields {
 /// branch.
 #[inline(always)]
 pub fn fields(w: &impl Words, entry: u64) -> Fields {
+    const _: () = assert!(LENS == 0 && EXPIRY == 8 && HASH == 24 && INLINE == 32);
+    let words: [u64; 8] = w.load_n(entry, Relaxed);
     let mut inline = Inline([0; INLINE_LEN]);
-    for (i, chunk) in inline.0.chunks_exact_mut(8).enumerate() {
-        let v = w.load(entry + INLINE + 8 * i as u64, Relaxed);
+    for (chunk, v) in inline.0.chunks_exact_mut(8).zip(&words[4..]) {
         chunk.copy_from_slice(&v.to_le_bytes());
     }
     Fields {
-        lens: w.load(entry + LENS, Relaxed),
-        expiry: w.load(entry + EXPIRY, Relaxed),
-        hash: w.load(entry + HASH, Relaxed),
+        lens: words[0],
+        expiry: words[1],
+        hash: words[3],
         inline,
     }
 }

@@ -31,6 +31,7 @@ pub mod epoch;
 mod error;
 mod failpoint;
 mod hash;
+pub mod huge;
 mod keys;
 pub mod layout;
 pub mod liveness;

@@ -36,7 +36,7 @@ pub type EvictHook = Arc<dyn Fn(&Evicted<'_>) + Send + Sync>;
 pub struct SegmentOptions {
     /// Total size of the segment (creation only), rounded up to 2 MiB.
     pub memory: u64,
-    /// Index capacity (creation only); by default one entry per KiB.
+    /// Index capacity (creation only); by default one entry per 4 KiB.
     pub max_entries: Option<u64>,
     /// Where segment files live; `$STRATA_SHM_DIR` or `/dev/shm`.
     pub dir: PathBuf,
@@ -45,6 +45,12 @@ pub struct SegmentOptions {
     pub on_evict: Option<EvictHook>,
     /// How long an attacher waits for a creator that is still setting up.
     pub ready_timeout: Duration,
+    /// Whether creation backs the segment with 2 MiB pages where the
+    /// kernel can (Linux 6.1 and later, on any tmpfs); on by default.
+    /// Reads over a segment much larger than the CPU caches are much
+    /// faster on them. Where the kernel cannot, the segment has 4 KiB pages
+    /// and works the same.
+    pub huge_pages: bool,
 }
 
 impl std::fmt::Debug for SegmentOptions {
@@ -53,6 +59,7 @@ impl std::fmt::Debug for SegmentOptions {
             .field("memory", &self.memory)
             .field("max_entries", &self.max_entries)
             .field("dir", &self.dir)
+            .field("huge_pages", &self.huge_pages)
             .finish_non_exhaustive()
     }
 }
@@ -74,6 +81,7 @@ impl Default for SegmentOptions {
             admission: Arc::new(TinyLfu),
             on_evict: None,
             ready_timeout: Duration::from_secs(5),
+            huge_pages: true,
         }
     }
 }
@@ -101,6 +109,10 @@ impl SegmentOptions {
     }
     pub fn on_evict(mut self, hook: EvictHook) -> Self {
         self.on_evict = Some(hook);
+        self
+    }
+    pub fn huge_pages(mut self, on: bool) -> Self {
+        self.huge_pages = on;
         self
     }
 }

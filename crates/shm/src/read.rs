@@ -113,9 +113,11 @@ impl Inner {
         let tag = h.tag();
         for b in h.buckets(l) {
             let line = l.bucket_off(shard, b);
-            for s in 0..SLOTS_PER_BUCKET {
+            // The whole tag line at once: one bounds check, and loads of a
+            // line already on its way cost next to nothing.
+            let words: [u64; SLOTS_PER_BUCKET as usize] = r.load_n(line, order);
+            for (s, &word) in (0..).zip(&words) {
                 let slot = line + s * 8;
-                let word = r.load(slot, order);
                 if word != 0 && slot_tag(word) == tag {
                     if let Some(found) = f(slot, word) {
                         return Some(found);

@@ -155,8 +155,8 @@ impl Segment {
             let _ = sys::unlink(&path);
             err
         };
-        if let Err(e) = sys::fallocate(&file, region_size) {
-            return Err(cleanup(if e.raw_os_error() == Some(libc::ENOSPC) {
+        let too_small = |e: std::io::Error| {
+            cleanup(if e.raw_os_error() == Some(libc::ENOSPC) {
                 Error::ShmTooSmall {
                     dir: opts.dir.clone(),
                     needed: region_size,
@@ -164,9 +164,21 @@ impl Segment {
                 }
             } else {
                 Error::io(&path, e)
-            }));
-        }
+            })
+        };
+        // The header's page first, reserved: an attacher that sees the file
+        // reads it (and finds it not ready) without a fault that a full
+        // tmpfs would answer with SIGBUS. Then the full size, which on
+        // tmpfs allocates nothing: the kernel builds huge pages only inside
+        // the file. Then the reservation of everything.
+        sys::fallocate_range(&file, 0, HEADER_SIZE).map_err(too_small)?;
+        file.set_len(region_size)
+            .map_err(|e| cleanup(Error::io(&path, e)))?;
         let region = Region::map(&file, region_size).map_err(|e| cleanup(Error::io(&path, e)))?;
+        if opts.huge_pages {
+            crate::huge::back_with_huge_pages(&file, &region);
+        }
+        sys::fallocate(&file, region_size).map_err(too_small)?;
         let seed = random_u64();
         let fields = [
             (hdr::VERSION, layout::LAYOUT_VERSION),
@@ -419,15 +431,17 @@ impl Segment {
         base..base + self.inner.region.len() as usize
     }
 
-    /// Whether the kernel may map this segment with 2 MiB pages here. Much
-    /// of a lookup's cost is address translation of the key's index bucket
-    /// and of the value; huge pages cut it (docs/huge-pages.md). True when
-    /// the segment's directory is a tmpfs mounted with `huge=within_size`
-    /// or `huge=always`; false on a default /dev/shm. It reads
+    /// Whether this process maps the segment with 2 MiB pages. Much of a
+    /// lookup's cost is address translation of the key's index bucket and
+    /// of the value; huge pages cut it (docs/huge-pages.md). True when the
+    /// creator could build them (Linux 6.1 or later, see
+    /// [`SegmentOptions::huge_pages`](crate::SegmentOptions::huge_pages)),
+    /// or when the segment's directory is a tmpfs mounted with
+    /// `huge=within_size` or `huge=always`. It reads
     /// /proc/self/smaps, which takes a while in a large process: for
     /// reports, not for a hot path.
     pub fn huge_pages(&self) -> bool {
-        sys::thp_eligible(self.inner.region.base_addr()).unwrap_or(false)
+        sys::huge_backed(self.inner.region.base_addr()).unwrap_or(false)
     }
 
     /// The largest value (plus key and tag) that fits in one block here.

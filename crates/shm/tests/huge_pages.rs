@@ -1,6 +1,9 @@
-//! A segment in a tmpfs mounted with `huge=within_size` is mapped with
-//! 2 MiB pages, and says so; one in a `huge=never` tmpfs (the default of
-//! /dev/shm) says it is not. Needs root to mount; skipped otherwise.
+//! Huge pages. A new segment is built on 2 MiB pages on any tmpfs where
+//! the kernel can (Linux 6.1 and later), and every process that attaches
+//! maps them as such. A segment in a tmpfs mounted with
+//! `huge=within_size` has them anyway; one created without them in a
+//! `huge=never` tmpfs (the default of /dev/shm) has 4 KiB pages, and says
+//! so. The mount test needs root; it is skipped otherwise.
 
 mod common;
 use common::{ShmDir, MIB};
@@ -53,17 +56,81 @@ fn pmd_mapped_kb(start: usize) -> u64 {
         .sum()
 }
 
-fn fill_and_read(dir: &Path) -> Segment {
-    let seg = Segment::create("s", &SegmentOptions::default().dir(dir).memory(32 * MIB)).unwrap();
+fn fill_and_read(dir: &Path, huge_pages: bool) -> Segment {
+    let opts = SegmentOptions::default()
+        .dir(dir)
+        .memory(32 * MIB)
+        .huge_pages(huge_pages);
+    let seg = Segment::create("s", &opts).unwrap();
     let v = vec![5u8; 4096];
     for i in 0..2000u32 {
         seg.put(&i.to_le_bytes(), &v, &PutOptions::default())
             .unwrap();
     }
-    for i in 0..2000u32 {
-        assert_eq!(&*seg.get(&i.to_le_bytes()).unwrap().unwrap(), &v[..]);
-    }
+    read_all(&seg, &v);
     seg
+}
+
+fn read_all(seg: &Segment, v: &[u8]) {
+    for i in 0..2000u32 {
+        assert_eq!(&*seg.get(&i.to_le_bytes()).unwrap().unwrap(), v);
+    }
+}
+
+/// Whether this kernel builds huge pages for a tmpfs file on request
+/// (`MADV_COLLAPSE`, Linux 6.1, unless tmpfs huge pages are denied).
+fn kernel_collapses() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut nums = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let version = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+    let shmem = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+    version >= (6, 1) && shmem.is_ok_and(|s| !s.contains("[deny]"))
+}
+
+#[test]
+fn new_segments_are_built_on_huge_pages_that_every_process_maps() {
+    if !kernel_collapses() {
+        eprintln!("skipping: this kernel cannot build huge pages on request");
+        return;
+    }
+    let dir = ShmDir::new("collapse");
+    let seg = fill_and_read(&dir.path, true);
+    assert!(seg.huge_pages());
+    assert!(
+        pmd_mapped_kb(seg.mapping().start) >= 2048,
+        "the creator's reads went through 2 MiB mappings"
+    );
+    assert!(seg.check().unwrap().is_clean());
+    drop(seg);
+
+    // Another process attaches and reads: its own page faults map the huge
+    // pages the creator built, with no request of its own.
+    // SAFETY: the child only attaches, reads and reads its smaps, then
+    // leaves with _exit, running no destructors or atexit handlers
+    // inherited from the test harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = (|| -> Option<()> {
+            let seg = Segment::open("s", &SegmentOptions::default().dir(&dir.path)).ok()?;
+            for i in 0..2000u32 {
+                let v = seg.get(&i.to_le_bytes()).ok()??;
+                v.iter().all(|&b| b == 5).then_some(())?;
+            }
+            (pmd_mapped_kb(seg.mapping().start) >= 2048).then_some(())
+        })();
+        // SAFETY: ends the child at once, as intended above.
+        unsafe { libc::_exit(if ok.is_some() { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting on our own child with a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the attaching process did not read through 2 MiB mappings"
+    );
 }
 
 #[test]
@@ -82,7 +149,7 @@ fn huge_page_mounts_are_used_and_reported() {
         return;
     };
 
-    let seg = fill_and_read(&huge.0);
+    let seg = fill_and_read(&huge.0, false);
     assert!(seg.huge_pages());
     assert!(
         pmd_mapped_kb(seg.mapping().start) >= 2048,
@@ -90,7 +157,7 @@ fn huge_page_mounts_are_used_and_reported() {
     );
     assert!(seg.check().unwrap().is_clean());
 
-    let seg = fill_and_read(&small.0);
+    let seg = fill_and_read(&small.0, false);
     assert!(!seg.huge_pages());
     assert_eq!(pmd_mapped_kb(seg.mapping().start), 0);
 }

@@ -53,6 +53,7 @@ class Cache:
         dir: Union[str, PathLike[str], None] = None,
         memo: int = 0,
         max_entries: Optional[int] = None,
+        huge_pages: bool = True,
     ) -> None:
         """Attach to the named cache, creating it (with `memory` bytes or a
         size such as "1GiB"; default 1 GiB) if `create` is true. `dir`
@@ -61,7 +62,9 @@ class Cache:
         at least twice lately (see docs/python.md).
         `max_entries` sizes a new cache's index (default: one entry per 4
         KiB of memory; each costs 144 bytes of index); raise it for values
-        much smaller than 4 KiB."""
+        much smaller than 4 KiB. A new cache is built on 2 MiB pages where
+        the kernel can (Linux 6.1 and later), which makes lookups faster;
+        `huge_pages=False` keeps 4 KiB pages."""
     @property
     def name(self) -> str: ...
     @property
@@ -73,8 +76,9 @@ class Cache:
         """(start, end) addresses of this process's mapping of the cache."""
     @property
     def huge_pages(self) -> bool:
-        """Whether this process maps the cache with 2 MiB pages (a tmpfs
-        mounted with huge=within_size or huge=always)."""
+        """Whether this process maps the cache with 2 MiB pages: built at
+        creation (Linux 6.1 and later, unless huge_pages=False), or from a
+        tmpfs mounted with huge=within_size or huge=always."""
     @property
     def max_value_size(self) -> int: ...
     def close(self) -> None:

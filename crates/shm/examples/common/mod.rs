@@ -75,6 +75,11 @@ pub fn scratch_region(
     let mapped = file
         .set_len(len)
         .and_then(|()| strata_shm::mem::Region::map(&file, len));
+    // The pages a segment gets by default, so that comparisons with one
+    // are of the work, not of the address translation.
+    if let Ok(region) = &mapped {
+        strata_shm::huge::back_with_huge_pages(&file, region);
+    }
     std::fs::remove_file(&path)?;
     mapped
 }

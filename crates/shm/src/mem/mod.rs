@@ -11,7 +11,7 @@ mod region;
 pub(crate) mod sys;
 
 pub use heap::HeapWords;
-pub use region::Region;
+pub use region::{Region, HUGE_PAGE};
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,6 +22,13 @@ use std::time::Duration;
 /// input: callers validate every offset read from shared memory first.
 pub trait Words {
     fn load(&self, off: u64, order: Ordering) -> u64;
+    /// Loads the `N` words at `off`, `off + 8`, ..., one at a time in
+    /// that order, each with `order`: a tag line or an entry, with one
+    /// bounds check instead of one per word where the backend can.
+    #[inline(always)]
+    fn load_n<const N: usize>(&self, off: u64, order: Ordering) -> [u64; N] {
+        std::array::from_fn(|i| self.load(off + 8 * i as u64, order))
+    }
     fn store(&self, off: u64, val: u64, order: Ordering);
     fn compare_exchange(&self, off: u64, current: u64, new: u64) -> Result<u64, u64>;
     fn fetch_add(&self, off: u64, val: u64, order: Ordering) -> u64;

@@ -5,6 +5,14 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The huge page size the kernel uses for shared memory on x86-64 and, by
+/// default, on arm64.
+pub const HUGE_PAGE: u64 = 2 << 20;
+
+/// `madvise` advice number 25 (Linux 6.1), spelled out because not every
+/// libc the crate builds against names it.
+const MADV_COLLAPSE: libc::c_int = 25;
+
 /// A shared, read-write mapping of a whole segment file.
 ///
 /// All byte and word access to shared memory goes through here. The mapping
@@ -24,31 +32,102 @@ unsafe impl Send for Region {}
 unsafe impl Sync for Region {}
 
 impl Region {
-    /// Maps `len` bytes of `file`, shared.
+    /// Maps `len` bytes of `file`, shared, at an address aligned to
+    /// [`HUGE_PAGE`], so that the kernel can map the file's huge pages (see
+    /// [`Region::collapse`]) with one page-table entry each.
     pub fn map(file: &File, len: u64) -> io::Result<Region> {
         let size = usize::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
         if size == 0 {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
-        // SAFETY: mapping a file we hold open; the kernel picks the address,
-        // so no existing memory is affected.
-        let ptr = unsafe {
+        let huge = HUGE_PAGE as usize;
+        let span = size
+            .checked_add(huge)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EFBIG))?;
+        // SAFETY: a fresh private reservation with no access, at an address
+        // the kernel picks: no existing memory is affected.
+        let hole = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
+                span,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if hole == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let start = hole as usize;
+        let aligned = start.next_multiple_of(huge);
+        // SAFETY: `aligned..aligned + size` lies inside the reservation made
+        // above, which this function owns and nothing else uses, so
+        // MAP_FIXED replaces only it. The file is held open by the caller.
+        let ptr = unsafe {
+            libc::mmap(
+                aligned as *mut libc::c_void,
                 size,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
+                libc::MAP_SHARED | libc::MAP_FIXED,
                 file.as_raw_fd(),
                 0,
             )
         };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
+        let err = (ptr == libc::MAP_FAILED).then(io::Error::last_os_error);
+        // SAFETY: the unused head and tail of the reservation (possibly
+        // empty), or all of it if the file mapping failed; none of it is
+        // in use.
+        unsafe {
+            match err {
+                Some(_) => libc::munmap(hole, span),
+                None => {
+                    libc::munmap(hole, aligned - start);
+                    libc::munmap(
+                        (aligned + size) as *mut libc::c_void,
+                        start + span - (aligned + size),
+                    )
+                }
+            };
+        }
+        if let Some(e) = err {
+            return Err(e);
         }
         Ok(Region {
             base: ptr as *mut u8,
             len,
         })
+    }
+
+    /// Asks the kernel to back `off..off + len` of the mapped file with
+    /// huge pages now, whatever the tmpfs's `huge=` option says
+    /// (`MADV_COLLAPSE`, Linux 6.1 and later). Both ends must be multiples
+    /// of [`HUGE_PAGE`], and each huge page's range must already hold at
+    /// least one allocated page of the file. Fails where the kernel cannot
+    /// or will not (too old, `shmem_enabled` set to `deny`, no free huge
+    /// page); the range then keeps its small pages, which work the same.
+    pub fn collapse(&self, off: u64, len: u64) -> io::Result<()> {
+        if off % HUGE_PAGE != 0
+            || len % HUGE_PAGE != 0
+            || off.checked_add(len).is_none_or(|end| end > self.len)
+        {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: madvise only changes how the kernel backs pages of our own
+        // mapping (in bounds, checked above); a collapse keeps their
+        // contents, so no access through any mapping sees a difference.
+        let rc = unsafe {
+            libc::madvise(
+                self.base.add(off as usize) as *mut libc::c_void,
+                len as usize,
+                MADV_COLLAPSE,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     pub fn len(&self) -> u64 {
@@ -75,6 +154,23 @@ impl Region {
         // SAFETY: in bounds and 8-aligned (the mapping is page-aligned), and
         // every access to shared words is atomic.
         unsafe { &*(self.base.add(off as usize) as *const AtomicU64) }
+    }
+
+    /// The `N` words at `off..off + 8N`, checked once.
+    #[inline(always)]
+    fn atomics<const N: usize>(&self, off: u64) -> &[AtomicU64; N] {
+        assert!(
+            off % 8 == 0
+                && off
+                    .checked_add(8 * N as u64)
+                    .is_some_and(|end| end <= self.len),
+            "{N} words at offset {off} outside a region of {} bytes",
+            self.len
+        );
+        // SAFETY: in bounds and 8-aligned (checked above; the mapping is
+        // page-aligned), `[AtomicU64; N]` has the layout of N consecutive
+        // words, and every access to shared words is atomic.
+        unsafe { &*(self.base.add(off as usize) as *const [AtomicU64; N]) }
     }
 
     /// The bytes at `off..off+len`.
@@ -155,6 +251,11 @@ impl Words for Region {
     #[inline(always)]
     fn load(&self, off: u64, order: Ordering) -> u64 {
         self.atomic(off).load(order)
+    }
+    #[inline(always)]
+    fn load_n<const N: usize>(&self, off: u64, order: Ordering) -> [u64; N] {
+        let words = self.atomics::<N>(off);
+        std::array::from_fn(|i| words[i].load(order))
     }
     #[inline(always)]
     fn store(&self, off: u64, val: u64, order: Ordering) {

@@ -12,9 +12,16 @@ use std::sync::Once;
 /// Reserves `len` bytes of `file` so that a full tmpfs fails here with
 /// ENOSPC instead of raising SIGBUS on a later page fault.
 pub fn fallocate(file: &File, len: u64) -> io::Result<()> {
-    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    fallocate_range(file, 0, len)
+}
+
+/// Reserves `off..off + len` of `file`, as [`fallocate`] does the whole.
+pub fn fallocate_range(file: &File, off: u64, len: u64) -> io::Result<()> {
+    let big = |_| io::Error::from_raw_os_error(libc::EFBIG);
+    let off = libc::off_t::try_from(off).map_err(big)?;
+    let len = libc::off_t::try_from(len).map_err(big)?;
     // SAFETY: the fd is valid for the duration of the call (borrowed from a live File).
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), off, len) };
     if rc == 0 {
         Ok(())
     } else {
@@ -101,11 +108,12 @@ pub fn unlink(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
 }
 
-/// Whether the kernel may back this process's mapping that starts at
-/// `start` with transparent huge pages (its `THPeligible` in
-/// /proc/self/smaps). For a tmpfs file that depends on the mount's `huge=`
-/// option, which /dev/shm leaves at `never` on most systems.
-pub fn thp_eligible(start: usize) -> io::Result<bool> {
+/// Whether this process's mapping that starts at `start` is on huge pages
+/// (from its entry in /proc/self/smaps): some of it is mapped by 2 MiB
+/// page-table entries already, or the kernel will back it with huge pages
+/// as it is touched (`THPeligible`, which for a tmpfs file follows the
+/// mount's `huge=` option).
+pub fn huge_backed(start: usize) -> io::Result<bool> {
     let smaps = std::fs::read_to_string("/proc/self/smaps")?;
     let head = format!("{start:x}-");
     let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&head));
@@ -116,8 +124,12 @@ pub fn thp_eligible(start: usize) -> io::Result<bool> {
     // mapping's header line starts with a hex digit.
     Ok(lines
         .take_while(|l| l.starts_with(|c: char| c.is_ascii_uppercase()))
-        .filter_map(|l| l.strip_prefix("THPeligible:"))
-        .any(|v| v.trim() == "1"))
+        .filter_map(|l| l.split_once(':'))
+        .any(|(field, v)| match field {
+            "THPeligible" => v.trim() == "1",
+            "ShmemPmdMapped" | "FilePmdMapped" => v.trim() != "0 kB",
+            _ => false,
+        }))
 }
 
 // ---- fork detection -------------------------------------------------------
