@@ -1,11 +1,12 @@
 //! `get_batch` of 1000 random 4 KiB values (Zipf 0.99 over 200k keys),
 //! copied into one buffer, against a plain gather of the same rows from an
-//! array with no index, in a file of the same directory (so the same page
-//! size): the Rust side of `get_numpy_many` against `np.take`. A third
-//! case gathers from rows spaced as the segment spaces 4 KiB values (one
-//! per 4800-byte block, 128 bytes in, so most rows straddle two pages), with
-//! no index: what the value layout alone costs. All run in one process, in
-//! turns, over eight rounds.
+//! array with no index, in a file of the same directory with the same page
+//! size (2 MiB pages for both, where the kernel builds them): the Rust side
+//! of `get_numpy_many` against `np.take`. A third case gathers from rows
+//! spaced as the segment spaces 4 KiB values (one per 4800-byte block, 128
+//! bytes in; with 4 KiB pages most rows straddle two), with no index: what
+//! the value layout alone costs. All run in one process, in turns, over
+//! eight rounds.
 //!
 //!   cargo run --release -p strata-shm --example batch_gather [-- DIR]
 

@@ -75,20 +75,21 @@ impl Region {
             )
         };
         let err = (ptr == libc::MAP_FAILED).then(io::Error::last_os_error);
-        // SAFETY: the unused head and tail of the reservation (possibly
-        // empty), or all of it if the file mapping failed; none of it is
-        // in use.
-        unsafe {
-            match err {
-                Some(_) => libc::munmap(hole, span),
-                None => {
-                    libc::munmap(hole, aligned - start);
-                    libc::munmap(
-                        (aligned + size) as *mut libc::c_void,
-                        start + span - (aligned + size),
-                    )
-                }
-            };
+        // What is left of the reservation: all of it if the file mapping
+        // failed, else the head and tail around it (either may be empty).
+        let unused = match err {
+            Some(_) => [(start, span), (0, 0)],
+            None => [
+                (start, aligned - start),
+                (aligned + size, start + span - (aligned + size)),
+            ],
+        };
+        for (addr, len) in unused {
+            if len > 0 {
+                // SAFETY: a part of the reservation made above that nothing
+                // uses: not the file mapping, which lies outside it.
+                unsafe { libc::munmap(addr as *mut libc::c_void, len) };
+            }
         }
         if let Some(e) = err {
             return Err(e);
