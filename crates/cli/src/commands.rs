@@ -23,7 +23,10 @@ pub fn init(
     max_entries: Option<u64>,
     huge_pages: bool,
 ) -> Result<ExitCode> {
-    let mut o = opts(dir).memory(parse_size(memory)?).huge_pages(huge_pages);
+    let mut o = opts(dir)
+        .memory(parse_size(memory)?)
+        .huge_pages(huge_pages)
+        .on_progress(crate::progress::creation(false));
     if let Some(n) = max_entries {
         o = o.max_entries(n);
     }

@@ -5,6 +5,7 @@
 
 mod bench;
 mod commands;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -19,9 +19,12 @@ use std::fs::File;
 /// they were reserved in full (a copy of every small page). Stops at the
 /// first piece that tmpfs has no room for or that the kernel refuses (an
 /// old kernel refuses every piece); the caller's reservation of the whole
-/// file then fails cleanly, or backs the rest with small pages. Returns the
-/// bytes now on huge pages.
-pub fn back_with_huge_pages(file: &File, region: &Region) -> u64 {
+/// file then fails cleanly, or backs the rest with small pages. Calls
+/// `progress(done, total)` now and then, and last with `done == total`
+/// however far it got. Returns the bytes now on huge pages.
+pub fn back_with_huge_pages(file: &File, region: &Region, progress: impl Fn(u64, u64)) -> u64 {
+    /// Pieces between two progress reports: 128 MiB.
+    const REPORT_EVERY: u64 = 64;
     let mut done = 0;
     while done + HUGE_PAGE <= region.len() {
         if sys::fallocate_range(file, done, 1).is_err() || region.collapse(done, HUGE_PAGE).is_err()
@@ -29,6 +32,10 @@ pub fn back_with_huge_pages(file: &File, region: &Region) -> u64 {
             break;
         }
         done += HUGE_PAGE;
+        if (done / HUGE_PAGE) % REPORT_EVERY == 0 {
+            progress(done, region.len());
+        }
     }
+    progress(region.len(), region.len());
     done
 }

@@ -68,8 +68,8 @@ pub fn fork_generation() -> u64 {
     mem::sys::fork_generation()
 }
 pub use options::{
-    default_dir, ttl_from_secs, EvictHook, EvictReason, Evicted, PutOptions, PutOutcome,
-    SegmentOptions,
+    default_dir, ttl_from_secs, EvictHook, EvictReason, Evicted, ProgressHook, PutOptions,
+    PutOutcome, SegmentOptions,
 };
 pub use read::{Entry, Guard, View};
 pub use segment::{segment_path, validate_name, Segment};

@@ -30,6 +30,12 @@ pub struct Evicted<'a> {
 /// write to the same segment from inside it.
 pub type EvictHook = Arc<dyn Fn(&Evicted<'_>) + Send + Sync>;
 
+/// Called while a segment is created, with the bytes built on huge pages
+/// so far and the segment's size, and last with the two equal: building
+/// them can take a second or more per GiB when memory is fragmented (see
+/// [`SegmentOptions::huge_pages`]).
+pub type ProgressHook = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
 /// Options for [`crate::Segment::create`], [`crate::Segment::open`] and
 /// [`crate::Segment::open_or_create`].
 #[derive(Clone)]
@@ -51,6 +57,8 @@ pub struct SegmentOptions {
     /// faster on them. Where the kernel cannot, the segment has 4 KiB pages
     /// and works the same.
     pub huge_pages: bool,
+    /// Reports the progress of creation, for a progress bar.
+    pub on_progress: Option<ProgressHook>,
 }
 
 impl std::fmt::Debug for SegmentOptions {
@@ -82,6 +90,7 @@ impl Default for SegmentOptions {
             on_evict: None,
             ready_timeout: Duration::from_secs(5),
             huge_pages: true,
+            on_progress: None,
         }
     }
 }
@@ -113,6 +122,10 @@ impl SegmentOptions {
     }
     pub fn huge_pages(mut self, on: bool) -> Self {
         self.huge_pages = on;
+        self
+    }
+    pub fn on_progress(mut self, hook: ProgressHook) -> Self {
+        self.on_progress = Some(hook);
         self
     }
 }

@@ -176,7 +176,11 @@ impl Segment {
             .map_err(|e| cleanup(Error::io(&path, e)))?;
         let region = Region::map(&file, region_size).map_err(|e| cleanup(Error::io(&path, e)))?;
         if opts.huge_pages {
-            crate::huge::back_with_huge_pages(&file, &region);
+            crate::huge::back_with_huge_pages(&file, &region, |done, total| {
+                if let Some(hook) = &opts.on_progress {
+                    hook(done, total);
+                }
+            });
         }
         sys::fallocate(&file, region_size).map_err(too_small)?;
         let seed = random_u64();

@@ -161,3 +161,25 @@ fn huge_page_mounts_are_used_and_reported() {
     assert!(!seg.huge_pages());
     assert_eq!(pmd_mapped_kb(seg.mapping().start), 0);
 }
+
+#[test]
+fn creation_reports_its_progress_to_the_end() {
+    let dir = ShmDir::new("progress");
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let opts = SegmentOptions::default()
+        .dir(&dir.path)
+        .memory(512 * MIB)
+        .on_progress(std::sync::Arc::new(move |done, total| {
+            seen.lock().unwrap().push((done, total))
+        }));
+    let seg = Segment::create("p", &opts).unwrap();
+    let calls = calls.lock().unwrap().clone();
+    let size = seg.layout().region_size;
+    assert_eq!(calls.last(), Some(&(size, size)), "the last report is the end");
+    assert!(calls.iter().all(|&(d, t)| t == size && d <= t));
+    assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0));
+    if kernel_collapses() {
+        assert!(calls.len() > 2, "reports along the way: {calls:?}");
+    }
+}

@@ -9,7 +9,6 @@ mod workload;
 use anyhow::{bail, Context, Result};
 use hist::Hist;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Instant;
@@ -118,11 +117,7 @@ impl Phase {
 }
 
 fn progress(json: bool, msg: &str) {
-    use std::io::IsTerminal;
-    if !json && std::io::stderr().is_terminal() {
-        eprint!("\r\x1b[K{msg}");
-        let _ = std::io::stderr().flush();
-    }
+    crate::progress::show(json, msg);
 }
 
 struct Ctx<'a> {
@@ -276,7 +271,8 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
         &SegmentOptions::default()
             .dir(dir)
             .memory(memory)
-            .huge_pages(!args.no_huge_pages),
+            .huge_pages(!args.no_huge_pages)
+            .on_progress(crate::progress::creation(args.json)),
     )?;
 
     let started = Instant::now();
@@ -291,8 +287,17 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
     let floor = Region::map(&floor_file, floor_len)?;
     // The floor gets the pages the segment got, so that the ratio between
     // them is the index's cost, not a difference in address translation.
-    let floor_huge =
-        seg.huge_pages() && strata_shm::huge::back_with_huge_pages(&floor_file, &floor) > 0;
+    let floor_huge = seg.huge_pages()
+        && strata_shm::huge::back_with_huge_pages(&floor_file, &floor, |done, total| {
+            progress(
+                args.json,
+                &format!(
+                    "floor: building 2 MiB pages: {} of {}",
+                    format_size(done),
+                    format_size(total)
+                ),
+            )
+        }) > 0;
     let mut buf = vec![0xABu8; args.value_bytes as usize];
     let no = PutOptions::default();
     for i in 0..args.keys {

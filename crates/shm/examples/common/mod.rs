@@ -78,7 +78,7 @@ pub fn scratch_region(
     // The pages a segment gets by default, so that comparisons with one
     // are of the work, not of the address translation.
     if let Ok(region) = &mapped {
-        strata_shm::huge::back_with_huge_pages(&file, region);
+        strata_shm::huge::back_with_huge_pages(&file, region, |_, _| {});
     }
     std::fs::remove_file(&path)?;
     mapped
