@@ -176,7 +176,11 @@ fn creation_reports_its_progress_to_the_end() {
     let seg = Segment::create("p", &opts).unwrap();
     let calls = calls.lock().unwrap().clone();
     let size = seg.layout().region_size;
-    assert_eq!(calls.last(), Some(&(size, size)), "the last report is the end");
+    assert_eq!(
+        calls.last(),
+        Some(&(size, size)),
+        "the last report is the end"
+    );
     assert!(calls.iter().all(|&(d, t)| t == size && d <= t));
     assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0));
     if kernel_collapses() {
