@@ -16,26 +16,46 @@ use std::fs::File;
 /// 2 MiB piece at a time: it reserves the piece's first small page, which
 /// the kernel then gathers, with the zero-filled rest, into one huge page.
 /// Gathering pieces still empty costs much less than gathering them after
-/// they were reserved in full (a copy of every small page). Stops at the
-/// first piece that tmpfs has no room for or that the kernel refuses (an
-/// old kernel refuses every piece); the caller's reservation of the whole
-/// file then fails cleanly, or backs the rest with small pages. Calls
-/// `progress(done, total)` now and then, and last with `done == total`
-/// however far it got. Returns the bytes now on huge pages.
+/// they were reserved in full (a copy of every small page).
+///
+/// It stops at the first piece that tmpfs has no room for (the caller's
+/// reservation of the whole file then fails cleanly), or when the kernel
+/// cannot gather at all (too old, or tmpfs huge pages denied). A piece the
+/// kernel fails to gather for want of a free 2 MiB block, or for a
+/// transient reason, keeps its small pages, and the next pieces are tried;
+/// after [`GIVE_UP`] such failures in a row it stops, since memory is then
+/// too fragmented for more. Calls `progress(done, total)` now and then,
+/// and last with `done == total` however far it got. Returns the bytes now
+/// on huge pages.
 pub fn back_with_huge_pages(file: &File, region: &Region, progress: impl Fn(u64, u64)) -> u64 {
     /// Pieces between two progress reports: 128 MiB.
     const REPORT_EVERY: u64 = 64;
-    let mut done = 0;
-    while done + HUGE_PAGE <= region.len() {
-        if sys::fallocate_range(file, done, 1).is_err() || region.collapse(done, HUGE_PAGE).is_err()
-        {
+    let (mut off, mut huge, mut failed) = (0, 0, 0);
+    while off + HUGE_PAGE <= region.len() {
+        if sys::fallocate_range(file, off, 1).is_err() {
             break;
         }
-        done += HUGE_PAGE;
-        if (done / HUGE_PAGE) % REPORT_EVERY == 0 {
-            progress(done, region.len());
+        match region.collapse(off, HUGE_PAGE) {
+            Ok(()) => {
+                huge += HUGE_PAGE;
+                failed = 0;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+            Err(_) => {
+                failed += 1;
+                if failed == GIVE_UP {
+                    break;
+                }
+            }
+        }
+        off += HUGE_PAGE;
+        if (off / HUGE_PAGE) % REPORT_EVERY == 0 {
+            progress(off, region.len());
         }
     }
     progress(region.len(), region.len());
-    done
+    huge
 }
+
+/// Failed pieces in a row after which building huge pages stops.
+pub const GIVE_UP: u32 = 16;
