@@ -14,13 +14,12 @@ impl KeyHash {
         KeyHash(xxhash_rust::xxh3::xxh3_64_with_seed(key, seed))
     }
 
+    /// The top `log2 S` bits of the hash, as a multiply: `S` is a power of
+    /// two, so `h · S / 2^64` is `h >> (64 - log2 S)`, and 0 when `S` is 1,
+    /// with no branch.
+    #[inline(always)]
     pub fn shard(self, layout: &Layout) -> u64 {
-        let bits = layout.shard_count.trailing_zeros();
-        if bits == 0 {
-            0
-        } else {
-            self.0 >> (64 - bits)
-        }
+        ((u128::from(self.0) * u128::from(layout.shard_count)) >> 64) as u64
     }
 
     pub fn tag(self) -> u64 {
@@ -33,15 +32,28 @@ impl KeyHash {
     /// comes from a remix of all 64 bits.
     #[inline(always)]
     pub fn buckets(self, layout: &Layout) -> [u64; 2] {
+        let b1 = self.first_bucket(layout);
+        [b1, self.second_bucket(layout, b1)]
+    }
+
+    /// The first of [`KeyHash::buckets`], where most keys live: readers
+    /// work out the second only when they need it.
+    #[inline(always)]
+    pub fn first_bucket(self, layout: &Layout) -> u64 {
+        (((self.0 >> 16) & 0xFFFF_FFFF) * layout.buckets_per_shard) >> 32
+    }
+
+    /// The second of [`KeyHash::buckets`], given the first.
+    #[inline(always)]
+    pub fn second_bucket(self, layout: &Layout, b1: u64) -> u64 {
         let n = layout.buckets_per_shard;
-        let scale = |x: u64| ((x & 0xFFFF_FFFF) * n) >> 32;
-        let b1 = scale(self.0 >> 16);
         let mixed = (self.0 ^ (self.0 >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        let mut b2 = scale(mixed >> 32);
+        let b2 = ((mixed >> 32) * n) >> 32;
         if b2 == b1 {
-            b2 = (b1 + 1) % n;
+            (b1 + 1) % n
+        } else {
+            b2
         }
-        [b1, b2]
     }
 }
 
@@ -78,6 +90,22 @@ pub fn slot_tag(word: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_are_the_top_bits_and_buckets_differ() {
+        for size_mib in [8u64, 64, 1024, 16384] {
+            let size = size_mib << 20;
+            let l = Layout::compute(size, Layout::default_max_entries(size)).unwrap();
+            let bits = l.shard_count.trailing_zeros();
+            for i in 0..10_000u64 {
+                let h = KeyHash(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i << 7));
+                let top = if bits == 0 { 0 } else { h.0 >> (64 - bits) };
+                assert_eq!(h.shard(&l), top);
+                let [b1, b2] = h.buckets(&l);
+                assert!(b1 < l.buckets_per_shard && b2 < l.buckets_per_shard && b1 != b2);
+            }
+        }
+    }
 
     #[test]
     fn versions_keep_the_link_and_wrap() {

@@ -288,11 +288,13 @@ impl Layout {
         self.index + (shard * self.buckets_per_shard + bucket) * BUCKET_SIZE
     }
     /// The entry of the slot word at `slot` (an offset in a tag line).
+    /// Buckets start on 64-byte lines (the index does, and a bucket is
+    /// nine lines), and a tag line is one line: the slot's line is its
+    /// bucket's start, and no division is needed.
     #[inline(always)]
     pub fn entry_of(&self, slot: u64) -> u64 {
-        let rel = slot - self.index;
-        let line = rel - rel % BUCKET_SIZE;
-        self.index + line + TAG_LINE + (rel - line) / 8 * ENTRY_SIZE
+        const _: () = assert!(TAG_LINE == 64 && BUCKET_SIZE % 64 == 0);
+        (slot & !63) + TAG_LINE + (slot & 63) / 8 * ENTRY_SIZE
     }
     /// Every index slot of a shard, as (bucket, slot offset).
     pub fn shard_slots(&self, shard: u64) -> impl Iterator<Item = (u64, u64)> {
@@ -335,8 +337,23 @@ mod tests {
             assert!(l.readers < l.pins && l.pins < l.shards && l.shards < l.index);
             assert!(l.index < l.sketch && l.sketch < l.slab_meta && l.slab_meta < l.bitmaps);
             assert!(l.bitmaps < l.arena && l.arena % SLAB_SIZE == 0);
+            assert_eq!(l.index % 64, 0, "buckets start on lines");
             assert_eq!(l.arena + l.slab_count * SLAB_SIZE, size);
             assert!(l.slab_count >= 1);
+        }
+    }
+
+    #[test]
+    fn each_slot_has_its_own_entry_in_its_bucket() {
+        let l = Layout::compute(64 * MIB, Layout::default_max_entries(64 * MIB)).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for shard in [0, l.shard_count - 1] {
+            for (b, slot) in l.shard_slots(shard) {
+                let bucket = l.bucket_off(shard, b);
+                let i = (slot - bucket) / 8;
+                assert_eq!(l.entry_of(slot), bucket + TAG_LINE + i * ENTRY_SIZE);
+                assert!(seen.insert(l.entry_of(slot)));
+            }
         }
     }
 

@@ -111,7 +111,11 @@ impl Inner {
         let l = &self.layout;
         let shard = h.shard(l);
         let tag = h.tag();
-        for b in h.buckets(l) {
+        let b1 = h.first_bucket(l);
+        for second in [false, true] {
+            // The second bucket is worked out only if the first did not
+            // have the key.
+            let b = if second { h.second_bucket(l, b1) } else { b1 };
             let line = l.bucket_off(shard, b);
             // The whole tag line at once: one bounds check, and loads of a
             // line already on its way cost next to nothing.
@@ -165,7 +169,7 @@ impl Inner {
     #[inline(always)]
     pub(crate) fn prefetch_key(&self, h: KeyHash) {
         let l = &self.layout;
-        let first = l.bucket_off(h.shard(l), h.buckets(l)[0]);
+        let first = l.bucket_off(h.shard(l), h.first_bucket(l));
         self.region.prefetch(first);
         self.region.prefetch(first + TAG_LINE);
         self.region.prefetch(first + TAG_LINE + ENTRY_SIZE);
@@ -403,7 +407,7 @@ impl Inner {
     fn prefetch_tag_line(&self, h: KeyHash) {
         let l = &self.layout;
         self.region
-            .prefetch(l.bucket_off(h.shard(l), h.buckets(l)[0]));
+            .prefetch(l.bucket_off(h.shard(l), h.first_bucket(l)));
     }
 
     /// Starts loading the entry of the first slot whose tag matches; by

@@ -21,6 +21,9 @@ const MADV_COLLAPSE: libc::c_int = 25;
 pub struct Region {
     base: *mut u8,
     len: u64,
+    /// One past the last offset a word may start at (`len - 7`, or 0):
+    /// every word access checks against it, so it is one comparison.
+    word_end: u64,
 }
 
 // SAFETY: the mapping is process-wide memory; all mutation of shared words
@@ -97,6 +100,7 @@ impl Region {
         Ok(Region {
             base: ptr as *mut u8,
             len,
+            word_end: len.saturating_sub(7),
         })
     }
 
@@ -148,7 +152,7 @@ impl Region {
     #[inline(always)]
     fn atomic(&self, off: u64) -> &AtomicU64 {
         assert!(
-            off % 8 == 0 && off.checked_add(8).is_some_and(|end| end <= self.len),
+            off % 8 == 0 && off < self.word_end,
             "word offset {off} outside a region of {} bytes",
             self.len
         );
