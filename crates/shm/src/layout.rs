@@ -51,6 +51,9 @@ pub const MAX_SHARDS: u64 = 64;
 /// locks need not cover file data) whose holders are alive.
 pub const SLOT_LOCK_BASE: u64 = 1 << 40;
 pub const PIN_LOCK_BASE: u64 = (1 << 40) + (1 << 20);
+/// Held by the creator from creating the file until the segment is READY:
+/// attachers wait for a live creator however long creation takes.
+pub const CREATOR_LOCK: u64 = (1 << 40) + (1 << 22);
 
 /// Header fields (byte offsets).
 pub mod hdr {

@@ -49,7 +49,9 @@ pub struct SegmentOptions {
     pub clock: Clock,
     pub admission: Arc<dyn Admission>,
     pub on_evict: Option<EvictHook>,
-    /// How long an attacher waits for a creator that is still setting up.
+    /// How long an attacher waits for a segment that is not ready while
+    /// no live creator holds it (one that died mid-creation, or one from
+    /// an older build). A live creator is waited for however long it takes.
     pub ready_timeout: Duration,
     /// Whether creation backs the segment with 2 MiB pages where the
     /// kernel can (Linux 6.1 and later, on any tmpfs); on by default.

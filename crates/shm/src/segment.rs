@@ -151,6 +151,10 @@ impl Segment {
                 },
                 _ => Error::io(&path, e),
             })?;
+        // Creation can take seconds (huge pages, when memory is
+        // fragmented): the lock tells attachers that the creator is alive.
+        // The kernel drops it if the creator dies; it is released at READY.
+        let _ = sys::try_lock_byte(file.as_raw_fd(), layout::CREATOR_LOCK);
         let cleanup = |err: Error| {
             let _ = sys::unlink(&path);
             err
@@ -200,6 +204,7 @@ impl Segment {
             region.store(off, v, Ordering::Relaxed);
         }
         region.store(hdr::STATE, state::READY, Ordering::Release);
+        let _ = sys::unlock_byte(file.as_raw_fd(), layout::CREATOR_LOCK);
         Ok(Segment::from_parts(
             name, path, file, region, lay, seed, opts,
         ))
@@ -221,14 +226,23 @@ impl Segment {
                 },
                 _ => Error::io(&path, e),
             })?;
-        let started = Instant::now();
+        let mut started = Instant::now();
         loop {
             match Self::attach(name, &path, &file, opts)? {
                 Some(seg) => return Ok(seg),
-                None if started.elapsed() < opts.ready_timeout => {
+                None => {
+                    // A creator that is alive may take as long as it needs:
+                    // the timeout runs only while nobody holds its lock (a
+                    // creator that died, or one from an older build).
+                    if sys::byte_locked_by_other(file.as_raw_fd(), layout::CREATOR_LOCK)
+                        .unwrap_or(false)
+                    {
+                        started = Instant::now();
+                    } else if started.elapsed() >= opts.ready_timeout {
+                        return Err(Error::NotReady { path });
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(2))
                 }
-                None => return Err(Error::NotReady { path }),
             }
         }
     }
