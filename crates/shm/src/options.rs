@@ -32,8 +32,8 @@ pub type EvictHook = Arc<dyn Fn(&Evicted<'_>) + Send + Sync>;
 
 /// Called while a segment is created, with how many of its bytes have
 /// been through the building of huge pages so far and its size, and last
-/// with the two equal: building them can take a second or more per GiB
-/// when memory is fragmented (see [`SegmentOptions::huge_pages`]).
+/// with the two equal: building them can take seconds when memory is
+/// fragmented (see [`SegmentOptions::huge_pages`]).
 pub type ProgressHook = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 /// Options for [`crate::Segment::create`], [`crate::Segment::open`] and
