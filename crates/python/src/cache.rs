@@ -5,7 +5,7 @@ use crate::batch;
 use crate::dtypes::{flat, parse_shape, refuse_object, Descrs, Dims};
 use crate::errors::{to_py, StrataError};
 use crate::keys::key_bytes;
-use crate::memo::{Memo, Remembered};
+use crate::memo::{Memo, Recall, Remembered};
 use crate::values::encode;
 use numpy::{PyArrayDescr, PyArrayDescrMethods};
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
@@ -291,14 +291,21 @@ impl Cache {
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let seg = self.seg()?;
         let key = key_bytes(key)?;
-        let memo = self.memo.enabled() && shape.is_none() && dtype.is_none();
         let mut dropped = Vec::new();
-        if memo {
-            if let Some((owner, descr, dims)) = self.memo.get(py, key, &mut dropped) {
-                if seg.revalidate(owner.get().view()).map_err(to_py)? {
-                    return readonly_array(owner, descr, &dims).map(Some);
+        // Only keys read twice lately are remembered: a key read once
+        // would churn the memo (an insert, an eviction, an unpin) for nothing.
+        let mut memo = false;
+        if self.memo.enabled() && shape.is_none() && dtype.is_none() {
+            match self.memo.recall(py, key, &mut dropped) {
+                Recall::Found(owner, descr, dims) => {
+                    if seg.revalidate(owner.get().view()).map_err(to_py)? {
+                        return readonly_array(owner, descr, &dims).map(Some);
+                    }
+                    dropped.extend(self.memo.forget(key));
+                    // It was remembered, so it was read twice lately.
+                    memo = true;
                 }
-                dropped.extend(self.memo.forget(key));
+                Recall::Missed { admit } => memo = admit,
             }
         }
         let Some(view) = seg.get_view(key).map_err(to_py)? else {
@@ -306,9 +313,6 @@ impl Cache {
         };
         let owner = Bound::new(py, PinnedValue::new(view))?;
         let v = owner.get().view();
-        // Only keys read twice lately are remembered: a key read once
-        // would churn the memo (an insert, an eviction, an unpin) for nothing.
-        let memo = memo && self.memo.admit(key);
         if !memo && shape.is_none() && dtype.is_none() {
             // The common case: the stored layout, usually cached.
             if let Some(l) = self.descrs.tag_layout(py, v.raw_tag())? {

@@ -59,7 +59,41 @@ struct State {
     noted: usize,
 }
 
+/// What the memo says of a key: see [`Memo::recall`]. Returned once per
+/// read and matched at once; boxing the large variant would allocate on
+/// every hit.
+#[allow(clippy::large_enum_variant)]
+pub enum Recall<'py> {
+    /// The remembered pinned value, descriptor and dimensions.
+    Found(Bound<'py, PinnedValue>, Bound<'py, PyArrayDescr>, Dims),
+    /// Nothing remembered; `admit` if the key was read lately, so that
+    /// this read's result is worth remembering.
+    Missed { admit: bool },
+}
+
 impl State {
+    /// The doorkeeper: true if `key` was read lately, else notes this
+    /// first read, clearing every note after `capacity` times
+    /// `DOORKEEPER_PERIOD` of them.
+    fn admit(&mut self, key: &[u8], capacity: usize) -> bool {
+        let bits = self.doorkeeper.len() as u64 * 64;
+        if bits == 0 {
+            return false;
+        }
+        let bit = xxhash_rust::xxh3::xxh3_64(key) % bits;
+        let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+        if self.doorkeeper[word] & mask != 0 {
+            return true;
+        }
+        self.noted += 1;
+        if self.noted > capacity * DOORKEEPER_PERIOD {
+            self.noted = 0;
+            self.doorkeeper.fill(0);
+        }
+        self.doorkeeper[word] |= mask;
+        false
+    }
+
     /// A forked child must not use its parent's pins: start afresh.
     fn check_fork(&mut self, dropped: &mut Vec<Remembered>) {
         let gen = fork_generation();
@@ -103,43 +137,27 @@ impl Memo {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The remembered result for `key`, not yet revalidated. Entries the
-    /// memo lets go of are returned in `dropped`, for the caller to drop
-    /// after the lock is released (dropping runs deallocators).
-    pub fn get<'py>(
+    /// The remembered result for `key`, not yet revalidated; or, when
+    /// there is none, whether this read's result should be remembered
+    /// (the doorkeeper's answer). One lock either way. Entries the memo
+    /// lets go of are returned in `dropped`, for the caller to drop after
+    /// the lock is released (dropping runs deallocators).
+    pub fn recall<'py>(
         &self,
         py: Python<'py>,
         key: &[u8],
         dropped: &mut Vec<Remembered>,
-    ) -> Option<(Bound<'py, PinnedValue>, Bound<'py, PyArrayDescr>, Dims)> {
+    ) -> Recall<'py> {
         let mut st = self.state();
         st.check_fork(dropped);
-        let e = st.map.get_mut(key)?;
-        e.referenced = true;
-        let v = &e.value;
-        Some((v.owner.bind(py).clone(), v.descr.bind(py).clone(), v.dims))
-    }
-
-    /// Whether a read of `key` that missed the memo should be remembered:
-    /// true if the key was read lately, else notes this first read.
-    pub fn admit(&self, key: &[u8]) -> bool {
-        let mut st = self.state();
-        let bits = st.doorkeeper.len() as u64 * 64;
-        if bits == 0 {
-            return false;
+        if let Some(e) = st.map.get_mut(key) {
+            e.referenced = true;
+            let v = &e.value;
+            return Recall::Found(v.owner.bind(py).clone(), v.descr.bind(py).clone(), v.dims);
         }
-        let bit = xxhash_rust::xxh3::xxh3_64(key) % bits;
-        let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
-        if st.doorkeeper[word] & mask != 0 {
-            return true;
+        Recall::Missed {
+            admit: st.admit(key, self.capacity),
         }
-        st.noted += 1;
-        if st.noted > self.capacity * DOORKEEPER_PERIOD {
-            st.noted = 0;
-            st.doorkeeper.fill(0);
-        }
-        st.doorkeeper[word] |= mask;
-        false
     }
 
     /// Forgets `key` (its entry went stale).

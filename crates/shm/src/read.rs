@@ -168,8 +168,7 @@ impl Inner {
     /// and the entries load beside the tag line instead of after it.
     #[inline(always)]
     pub(crate) fn prefetch_key(&self, h: KeyHash) {
-        let l = &self.layout;
-        let first = l.bucket_off(h.shard(l), h.first_bucket(l));
+        let first = self.first_bucket_off(h);
         self.region.prefetch(first);
         self.region.prefetch(first + TAG_LINE);
         self.region.prefetch(first + TAG_LINE + ENTRY_SIZE);
@@ -401,13 +400,18 @@ const BATCH_ENTRY_AHEAD: usize = 8;
 const BATCH_VALUE_AHEAD: usize = 2;
 
 impl Inner {
-    /// Starts loading the tag line of the key's first bucket. Not the
-    /// second's: 95% of keys live in the first, and the second costs a page
-    /// walk of its own.
-    fn prefetch_tag_line(&self, h: KeyHash) {
+    /// Where the key's first bucket, and its tag line, start.
+    #[inline(always)]
+    fn first_bucket_off(&self, h: KeyHash) -> u64 {
         let l = &self.layout;
-        self.region
-            .prefetch(l.bucket_off(h.shard(l), h.first_bucket(l)));
+        l.bucket_off(h.shard(l), h.first_bucket(l))
+    }
+
+    /// Starts loading the tag line of the key's first bucket. Not the
+    /// second's: 95% of keys live in the first, and the second costs a
+    /// miss of its own.
+    fn prefetch_tag_line(&self, h: KeyHash) {
+        self.region.prefetch(self.first_bucket_off(h));
     }
 
     /// Starts loading the entry of the first slot whose tag matches; by
