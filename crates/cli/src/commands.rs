@@ -1,12 +1,14 @@
 //! The segment commands: init, drop, set, get, del, status.
 
 use anyhow::{bail, Context, Result};
-use std::io::Write;
+use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use strata_shm::{format_size, parse_size, PutOptions, Segment, SegmentOptions, Stats};
 
 pub const NOT_FOUND: u8 = 1;
+/// The size `strata init` gives a new segment unless told otherwise.
+pub const DEFAULT_MEMORY: &str = "1GiB";
 
 fn opts(dir: &Path) -> SegmentOptions {
     SegmentOptions::default().dir(dir)
@@ -19,12 +21,13 @@ fn open(dir: &Path, name: &str) -> Result<Segment> {
 pub fn init(
     dir: &Path,
     name: &str,
-    memory: &str,
+    memory: Option<&str>,
     max_entries: Option<u64>,
     huge_pages: bool,
 ) -> Result<ExitCode> {
+    let size = parse_size(memory.unwrap_or(DEFAULT_MEMORY))?;
     let mut o = opts(dir)
-        .memory(parse_size(memory)?)
+        .memory(size)
         .huge_pages(huge_pages)
         .on_progress(crate::progress::creation(false));
     if let Some(n) = max_entries {
@@ -35,6 +38,31 @@ pub fn init(
         Err(strata_shm::Error::AlreadyExists { .. }) => (Segment::open(name, &o)?, false),
         Err(e) => return Err(e.into()),
     };
+    if !created {
+        // A segment's size and capacity are fixed at creation: say so
+        // rather than let a user think the new figures took effect.
+        let l = seg.layout();
+        let mut kept = Vec::new();
+        // Compared as creation would have laid it out: sizes round up to
+        // whole slabs.
+        let asked = strata_shm::layout::round_up(size, strata_shm::layout::SLAB_SIZE);
+        if memory.is_some() && asked != l.region_size {
+            kept.push(format!(
+                "its size, {} (not {})",
+                format_size(l.region_size),
+                format_size(asked)
+            ));
+        }
+        if let Some(n) = max_entries.filter(|&n| n != l.max_entries) {
+            kept.push(format!("{} entries max (not {n})", l.max_entries));
+        }
+        if !kept.is_empty() {
+            eprintln!(
+                "strata: segment {name:?} already exists and keeps {}; `strata drop -n {name}` first to recreate it",
+                kept.join(" and ")
+            );
+        }
+    }
     let l = seg.layout();
     println!(
         "{} segment {name:?} at {}: {} ({} for data), {} entries max, {} shards",
@@ -72,13 +100,38 @@ pub fn drop_segment(dir: &Path, name: &str) -> Result<ExitCode> {
     }
 }
 
-pub fn set(dir: &Path, name: &str, key: &str, value: &str, ttl: Option<f64>) -> Result<ExitCode> {
+/// Stores `value`, or the bytes of standard input when it is `None`.
+pub fn set(
+    dir: &Path,
+    name: &str,
+    key: &str,
+    value: Option<&str>,
+    ttl: Option<f64>,
+) -> Result<ExitCode> {
     let mut po = PutOptions::default();
     if let Some(secs) = ttl {
         po = po.ttl(strata_shm::ttl_from_secs(secs).context("--ttl")?);
     }
     let seg = open(dir, name)?;
-    match seg.put(key.as_bytes(), value.as_bytes(), &po)? {
+    let input;
+    let bytes = match value {
+        Some(v) => v.as_bytes(),
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                // Waiting on a terminal would look like a hang.
+                bail!("no VALUE given: pass one, or pipe the value into standard input");
+            }
+            let mut buf = Vec::new();
+            stdin
+                .lock()
+                .read_to_end(&mut buf)
+                .context("reading the value from standard input")?;
+            input = buf;
+            &input[..]
+        }
+    };
+    match seg.put(key.as_bytes(), bytes, &po)? {
         strata_shm::PutOutcome::Rejected => {
             bail!("the segment is full and its admission policy kept the existing entries")
         }
@@ -93,7 +146,11 @@ pub fn get(dir: &Path, name: &str, key: &str) -> Result<ExitCode> {
         Some(v) => {
             let mut out = std::io::stdout().lock();
             out.write_all(&v)?;
-            out.write_all(b"\n")?;
+            // Exact bytes into a pipe or a file; a newline for a person.
+            if out.is_terminal() {
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
         None => Ok(ExitCode::from(NOT_FOUND)),

@@ -39,9 +39,10 @@ enum Command {
     Init {
         #[command(flatten)]
         name: NameArg,
-        /// Size of the segment, e.g. 512MiB or 4GiB.
-        #[arg(long, short = 'm', default_value = "1GiB")]
-        memory: String,
+        /// Size of the segment, e.g. 512MiB or 4GiB [default: 1GiB]. An
+        /// existing segment keeps its size.
+        #[arg(long, short = 'm')]
+        memory: Option<String>,
         /// Index capacity (default: one entry per 4 KiB of memory; each
         /// costs 144 bytes of index).
         #[arg(long)]
@@ -57,24 +58,32 @@ enum Command {
         #[command(flatten)]
         name: NameArg,
     },
-    /// Store a value.
+    /// Store a value: the VALUE argument, or standard input when it is
+    /// left out (for binary data, such as `strata set emb:1 < row.bin`).
     Set {
+        /// The key (at most 8192 bytes).
         key: String,
-        value: String,
+        /// The value, stored as its UTF-8 bytes. Leave it out to store the
+        /// bytes of standard input exactly.
+        value: Option<String>,
         #[command(flatten)]
         name: NameArg,
         /// Time to live, in seconds.
         #[arg(long)]
         ttl: Option<f64>,
     },
-    /// Print a value (exit 1 if absent).
+    /// Print a value (exit 1 if absent). Its bytes are written exactly,
+    /// with a newline added only on a terminal, so `strata get KEY > FILE`
+    /// gives back what was stored.
     Get {
+        /// The key.
         key: String,
         #[command(flatten)]
         name: NameArg,
     },
     /// Delete a key (exit 1 if absent).
     Del {
+        /// The key.
         key: String,
         #[command(flatten)]
         name: NameArg,
@@ -105,14 +114,20 @@ fn main() -> ExitCode {
             memory,
             max_entries,
             no_huge_pages,
-        } => commands::init(&cli.dir, &name.name, &memory, max_entries, !no_huge_pages),
+        } => commands::init(
+            &cli.dir,
+            &name.name,
+            memory.as_deref(),
+            max_entries,
+            !no_huge_pages,
+        ),
         Command::Drop { name } => commands::drop_segment(&cli.dir, &name.name),
         Command::Set {
             key,
             value,
             name,
             ttl,
-        } => commands::set(&cli.dir, &name.name, &key, &value, ttl),
+        } => commands::set(&cli.dir, &name.name, &key, value.as_deref(), ttl),
         Command::Get { key, name } => commands::get(&cli.dir, &name.name, &key),
         Command::Del { key, name } => commands::del(&cli.dir, &name.name, &key),
         Command::Status { name, json, check } => {

@@ -1,7 +1,8 @@
 //! The `strata` binary, run as a user would: every command, its exit code
 //! and its output.
 
-use std::process::{Command, Output};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 
 struct Env {
     dir: std::path::PathBuf,
@@ -14,14 +15,30 @@ impl Env {
         std::fs::create_dir_all(&dir).unwrap();
         Env { dir }
     }
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_strata"))
-            .arg("--dir")
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.arg("--dir")
             .arg(&self.dir)
             .args(args)
-            .env_remove("STRATA_NAME")
-            .output()
-            .unwrap()
+            .env_remove("STRATA_NAME");
+        c
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+    /// Runs with `input` on standard input.
+    fn run_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
     }
 }
 
@@ -47,13 +64,24 @@ fn the_whole_life_of_a_segment() {
     assert!(text(&o).contains("created"));
     let o = e.run(&["init", "--name", "t", "--memory", "16MiB"]);
     assert!(text(&o).contains("attached"), "{}", text(&o));
+    assert!(!text(&o).contains("keeps"), "{}", text(&o));
+    // A size that differs from the existing segment's is not silently
+    // ignored: the segment keeps its own, and the user is told.
+    let o = e.run(&["init", "--name", "t", "--memory", "32MiB"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("keeps its size, 16.0 MiB (not 32.0 MiB)"),
+        "{}",
+        text(&o)
+    );
     assert!(e
         .run(&["set", "hello", "world", "-n", "t"])
         .status
         .success());
     let o = e.run(&["get", "hello", "-n", "t"]);
     assert_eq!(o.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "world\n");
+    // Into a pipe, the exact bytes: no newline added.
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "world");
     assert_eq!(e.run(&["get", "nope", "-n", "t"]).status.code(), Some(1));
     let o = e.run(&["status", "-n", "t", "--json", "--check"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -76,6 +104,28 @@ fn the_whole_life_of_a_segment() {
     );
     assert!(e.run(&["drop", "-n", "t"]).status.success());
     assert_eq!(e.run(&["drop", "-n", "t"]).status.code(), Some(1));
+}
+
+#[test]
+fn binary_values_go_in_through_stdin_and_come_out_exactly() {
+    let e = Env::new();
+    assert!(e
+        .run(&["init", "-n", "b", "--memory", "16MiB"])
+        .status
+        .success());
+    // Every byte value, NUL and newlines included, and more than a pipe
+    // buffer holds.
+    let value: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let o = e.run_with_input(&["set", "emb:1", "-n", "b"], &value);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = e.run(&["get", "emb:1", "-n", "b"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(o.stdout == value, "got {} bytes back", o.stdout.len());
+    // An empty standard input stores an empty value.
+    let o = e.run_with_input(&["set", "empty", "-n", "b"], b"");
+    assert!(o.status.success(), "{}", text(&o));
+    let o = e.run(&["get", "empty", "-n", "b"]);
+    assert_eq!((o.status.code(), o.stdout.len()), (Some(0), 0));
 }
 
 #[test]

@@ -13,7 +13,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use strata_shm::{parse_size, ttl_from_secs, PutOptions, PutOutcome, Segment, SegmentOptions};
+use strata_shm::layout::{round_up, SLAB_SIZE};
+use strata_shm::{
+    format_size, parse_size, ttl_from_secs, PutOptions, PutOutcome, Segment, SegmentOptions,
+};
 
 /// The memory of a cache created without `memory=`.
 const DEFAULT_MEMORY: u64 = 1 << 30;
@@ -85,6 +88,42 @@ fn memory_bytes(memory: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
     ))
 }
 
+/// Warns when an existing cache was attached to with a `memory` or
+/// `max_entries` other than its own: both are fixed at creation, and a
+/// caller who asked for more should not believe they got it.
+fn warn_if_kept(
+    py: Python<'_>,
+    seg: &Segment,
+    memory: Option<u64>,
+    max_entries: Option<u64>,
+) -> PyResult<()> {
+    let l = seg.layout();
+    let mut kept = Vec::new();
+    // As creation lays a size out: rounded up to whole slabs.
+    if let Some(m) = memory.map(|m| round_up(m, SLAB_SIZE)) {
+        if m != l.region_size {
+            kept.push(format!(
+                "its size, {} (not {})",
+                format_size(l.region_size),
+                format_size(m)
+            ));
+        }
+    }
+    if let Some(n) = max_entries.filter(|&n| n != l.max_entries) {
+        kept.push(format!("max_entries={} (not {n})", l.max_entries));
+    }
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let msg = format!(
+        "cache {:?} already exists and keeps {}; drop it first to recreate it",
+        seg.name(),
+        kept.join(" and ")
+    );
+    let category = py.get_type::<pyo3::exceptions::PyRuntimeWarning>();
+    PyErr::warn(py, category.as_any(), &std::ffi::CString::new(msg)?, 1)
+}
+
 /// The descriptor and dimensions of a value of `len` bytes with the raw
 /// tag `raw_tag`, honouring the caller's `shape=` and `dtype=`. The tag's
 /// dimensions are used unless a shape is given or the dtype differs.
@@ -129,8 +168,9 @@ impl Cache {
         max_entries: Option<u64>,
         huge_pages: bool,
     ) -> PyResult<Self> {
+        let asked = memory_bytes(memory)?;
         let mut opts = SegmentOptions::default()
-            .memory(memory_bytes(memory)?)
+            .memory(asked)
             .huge_pages(huge_pages);
         if let Some(dir) = dir {
             opts = opts.dir(dir);
@@ -149,6 +189,7 @@ impl Cache {
                 }
             })
             .map_err(to_py)?;
+        warn_if_kept(py, &seg, memory.map(|_| asked), max_entries)?;
         let memo = memo.min(seg.layout().shard_count as usize * MEMO_PER_SHARD);
         let memo_bytes = (seg.layout().arena_bytes() / 16) as usize;
         Ok(Cache {

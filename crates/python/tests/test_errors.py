@@ -34,6 +34,27 @@ def test_attach_existing(name):
     assert a.closed
 
 
+def test_attaching_with_other_sizes_warns(name):
+    """Size and capacity are fixed at creation: asking an existing cache
+    for others attaches to it as it is, with a warning, never silently."""
+    import warnings
+
+    with strata.Cache(name, memory="16MiB") as a:
+        a.set("k", b"v")
+        with pytest.warns(RuntimeWarning, match=r"keeps its size, 16\.0 MiB \(not 32\.0 MiB\)"):
+            b = strata.Cache(name, memory="32MiB")
+        assert b.get("k") == b"v"
+        b.close()
+        with pytest.warns(RuntimeWarning, match=r"max_entries=4096 \(not 5000\)"):
+            strata.Cache(name, max_entries=5000).close()
+        # The same figures, or none at all (a size that rounds to the same
+        # 2 MiB slabs included): no warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for kw in ({}, {"memory": "16MiB"}, {"memory": 15 * 2**20 + 1}, {"max_entries": 4096}):
+                strata.Cache(name, **kw).close()
+
+
 def test_too_large(name):
     with strata.Cache(name, memory="16MiB") as c:
         c.set("keep", b"v")

@@ -64,7 +64,9 @@ class Cache:
         KiB of memory; each costs 144 bytes of index); raise it for values
         much smaller than 4 KiB. A new cache is built on 2 MiB pages where
         the kernel can (Linux 6.1 and later), which makes lookups faster;
-        `huge_pages=False` keeps 4 KiB pages."""
+        `huge_pages=False` keeps 4 KiB pages. An existing cache keeps the
+        size and capacity it was created with: asking for others warns
+        (RuntimeWarning)."""
     @property
     def name(self) -> str: ...
     @property
