@@ -99,7 +99,8 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Measure L0 against a plain shared array and an in-process HashMap.
+    /// Measure L0 against a plain shared array, the same array behind a
+    /// minimal index, and an in-process HashMap.
     Bench(bench::BenchArgs),
     /// One process of a benchmark run (started by `strata bench`).
     #[command(hide = true)]

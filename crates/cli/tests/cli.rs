@@ -184,7 +184,9 @@ fn bench_json_has_the_promised_keys() {
         "get_p999_ns",
         "floor_p50_ns",
         "hashmap_p50_ns",
+        "min_index_p50_ns",
         "ratio_floor",
+        "ratio_min_index",
         "ratio_hashmap",
         "gets_per_s",
         "puts_per_s",
@@ -202,6 +204,9 @@ fn bench_json_has_the_promised_keys() {
     }
     assert_eq!(v["torn_reads"], 0);
     assert_eq!(v["keys"], 2000);
+    // The peers found every key: their figures are of real reads.
+    assert_eq!(v["peer_misses"], 0);
+    assert_eq!(v["uniform"]["peer_misses"], 0);
     // It cleaned up after itself.
     assert_eq!(std::fs::read_dir(&e.dir).unwrap().count(), 0);
 }

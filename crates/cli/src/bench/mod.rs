@@ -1,8 +1,10 @@
 //! `strata bench`: L0 under concurrent readers and a writer, against the
-//! floor (a plain array in shared memory, no index) and an in-process
-//! HashMap, all measured in the same run on the same keys.
+//! floor (a plain array in shared memory, no index), the floor behind a
+//! minimal index (what any hash lookup adds to it at the least) and an
+//! in-process HashMap, all measured in the same run on the same keys.
 
 mod hist;
+mod min_index;
 mod worker;
 mod workload;
 
@@ -28,7 +30,7 @@ pub struct BenchArgs {
     #[arg(long)]
     readers: Option<u64>,
     /// Seconds each measured case runs, split into turns that alternate
-    /// with its peers' (L0, the floor and the HashMap take turns).
+    /// with its peers' (L0 and its three peers take turns).
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
     /// Puts per second of the writer running alongside the readers.
@@ -58,6 +60,8 @@ pub struct WorkerArgs {
     segment: String,
     #[arg(long, default_value = "")]
     floor: String,
+    #[arg(long, default_value = "")]
+    table: String,
     #[arg(long)]
     keys: u64,
     #[arg(long)]
@@ -75,17 +79,20 @@ pub fn worker(dir: &Path, a: &WorkerArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Removes the benchmark's segment and floor file however the run ends.
+/// Removes the benchmark's segment and its peers' files however the run
+/// ends.
 struct Cleanup {
     dir: PathBuf,
     name: String,
-    floor: PathBuf,
+    files: Vec<PathBuf>,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let _ = Segment::unlink(&self.name, &self.dir);
-        let _ = std::fs::remove_file(&self.floor);
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }
 
@@ -125,6 +132,7 @@ struct Ctx<'a> {
     args: &'a BenchArgs,
     segment: String,
     floor: String,
+    table: String,
 }
 
 impl Ctx<'_> {
@@ -144,6 +152,7 @@ impl Ctx<'_> {
             .arg("bench-worker")
             .args(["--role", role, "--kind", kind, "--dist", dist])
             .args(["--segment", &self.segment, "--floor", &self.floor])
+            .args(["--table", &self.table])
             .args(["--keys", &self.args.keys.to_string()])
             .args(["--value-bytes", &self.args.value_bytes.to_string()])
             .args(["--seconds", &seconds.to_string()])
@@ -240,6 +249,22 @@ fn default_memory(keys: u64, value_bytes: u64) -> u64 {
     keys * per_entry * 5 / 4 + (256 << 20)
 }
 
+/// Gives a peer's file the 2 MiB pages the segment got, so that the ratio
+/// between them is the work, not a difference in address translation.
+/// Whether any part of it got them.
+fn huge_like_segment(json: bool, what: &str, file: &std::fs::File, region: &Region) -> bool {
+    strata_shm::huge::back_with_huge_pages(file, region, |done, total| {
+        progress(
+            json,
+            &format!(
+                "{what}: building 2 MiB pages: {} of {}",
+                format_size(done),
+                format_size(total)
+            ),
+        )
+    }) > 0
+}
+
 pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
     if args.value_bytes < 16 {
         bail!("--value-bytes must be at least 16 (each value carries a 16-byte check)");
@@ -261,10 +286,11 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
     let pid = std::process::id();
     let name = format!("bench-{pid}");
     let floor_path = dir.join(format!("strata-bench-floor-{pid}"));
+    let table_path = dir.join(format!("strata-bench-index-{pid}"));
     let _cleanup = Cleanup {
         dir: dir.to_path_buf(),
         name: name.clone(),
-        floor: floor_path.clone(),
+        files: vec![floor_path.clone(), table_path.clone()],
     };
     let seg = Segment::create(
         &name,
@@ -285,19 +311,7 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
         .with_context(|| format!("creating {}", floor_path.display()))?;
     floor_file.set_len(floor_len)?;
     let floor = Region::map(&floor_file, floor_len)?;
-    // The floor gets the pages the segment got, so that the ratio between
-    // them is the index's cost, not a difference in address translation.
-    let floor_huge = seg.huge_pages()
-        && strata_shm::huge::back_with_huge_pages(&floor_file, &floor, |done, total| {
-            progress(
-                args.json,
-                &format!(
-                    "floor: building 2 MiB pages: {} of {}",
-                    format_size(done),
-                    format_size(total)
-                ),
-            )
-        }) > 0;
+    let floor_huge = seg.huge_pages() && huge_like_segment(args.json, "floor", &floor_file, &floor);
     let mut buf = vec![0xABu8; args.value_bytes as usize];
     let no = PutOptions::default();
     for i in 0..args.keys {
@@ -318,12 +332,19 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
     }
     let load_s = started.elapsed().as_secs_f64();
     drop(floor);
+    progress(args.json, "building the minimal index");
+    let (table_file, table) = min_index::build(&table_path, args.keys, key)?;
+    if seg.huge_pages() {
+        huge_like_segment(args.json, "minimal index", &table_file, &table);
+    }
+    drop(table);
 
     let ctx = Ctx {
         dir,
         args,
         segment: name.clone(),
         floor: floor_path.display().to_string(),
+        table: table_path.display().to_string(),
     };
     let wr = args.write_rate;
     let mut results = serde_json::Map::new();
@@ -332,15 +353,15 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
     for dist in ["zipf", "uniform"] {
         progress(
             args.json,
-            &format!(
-                "{dist}: L0, the floor and a HashMap in turns, {readers} readers and a writer"
-            ),
+            &format!("{dist}: L0 and its three peers in turns, {readers} readers and a writer"),
         );
-        let [l0, fl, hm] = ctx.interleaved(["l0", "floor", "hashmap"], dist, readers, wr)?;
-        torn += l0.torn + fl.torn + hm.torn;
-        let (p50, f50, h50) = (
+        let [l0, fl, mi, hm] =
+            ctx.interleaved(["l0", "floor", "min_index", "hashmap"], dist, readers, wr)?;
+        torn += l0.torn + fl.torn + mi.torn + hm.torn;
+        let (p50, f50, m50, h50) = (
             l0.hist.quantile(0.5),
             fl.hist.quantile(0.5),
+            mi.hist.quantile(0.5),
             hm.hist.quantile(0.5),
         );
         let v = json!({
@@ -349,15 +370,21 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
             "get_p999_ns": l0.hist.quantile(0.999),
             "floor_p50_ns": f50,
             "floor_p99_ns": fl.hist.quantile(0.99),
+            "min_index_p50_ns": m50,
+            "min_index_p99_ns": mi.hist.quantile(0.99),
             "hashmap_p50_ns": h50,
             "hashmap_p99_ns": hm.hist.quantile(0.99),
             "ratio_floor": p50 as f64 / f50.max(1) as f64,
+            "ratio_min_index": p50 as f64 / m50.max(1) as f64,
             "ratio_hashmap": p50 as f64 / h50.max(1) as f64,
             "gets_per_s": l0.gets_per_s,
             "floor_gets_per_s": fl.gets_per_s,
+            "min_index_gets_per_s": mi.gets_per_s,
             "hashmap_gets_per_s": hm.gets_per_s,
             "writer_puts_per_s": l0.puts_per_s,
             "misses": l0.missing,
+            // Every key is loaded in every peer: a miss there is a bug.
+            "peer_misses": fl.missing + mi.missing + hm.missing,
             "torn_reads": l0.torn,
             "reader_shared_kb": l0.shared_kb,
             "reader_private_kb": l0.private_kb,
@@ -453,11 +480,13 @@ fn print_report(
     for (dist, v) in summary {
         row(dist, "L0 (strata)", v, "get", true);
         row("", "floor (shared array)", v, "floor", false);
+        row("", "floor + minimal index", v, "min_index", false);
         row("", "HashMap (per process)", v, "hashmap", false);
         println!(
-            "{:<8} L0 p50 = {:.2}x the floor, {:.2}x the HashMap; torn reads {}",
+            "{:<8} L0 p50 = {:.2}x the floor, {:.2}x the floor + minimal index, {:.2}x the HashMap; torn reads {}",
             "",
             f(&v["ratio_floor"]),
+            f(&v["ratio_min_index"]),
             f(&v["ratio_hashmap"]),
             v["torn_reads"]
         );

@@ -2,6 +2,7 @@
 //! It prints one JSON line with its results on stdout.
 
 use super::hist::Hist;
+use super::min_index;
 use super::workload::{access_pattern, key, key_into, stamp, verify, Rng, KEY_LEN};
 use super::WorkerArgs;
 use anyhow::{bail, Context, Result};
@@ -66,6 +67,17 @@ fn timed(
     (hist, ops, bad, missing, start.elapsed().as_secs_f64())
 }
 
+/// The whole of a file the parent process prepared.
+fn map_file(path: &str) -> Result<Region> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {path}"))?;
+    let len = file.metadata()?.len();
+    Ok(Region::map(&file, len)?)
+}
+
 pub fn run(dir: &Path, a: &WorkerArgs) -> Result<()> {
     let n = a.keys;
     let zipf = match a.dist.as_str() {
@@ -87,16 +99,20 @@ pub fn run(dir: &Path, a: &WorkerArgs) -> Result<()> {
             })
         }
         "floor" => {
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&a.floor)
-                .with_context(|| format!("opening {}", a.floor))?;
-            let len = file.metadata()?.len();
-            let region = Region::map(&file, len)?;
+            let region = map_file(&a.floor)?;
             let vb = a.value_bytes;
             timed(&pattern, a.seconds, |i| {
                 Some(verify(region.bytes(i * vb, vb), i))
+            })
+        }
+        "min_index" => {
+            let floor = map_file(&a.floor)?;
+            let table = map_file(&a.table)?;
+            let cap = min_index::capacity(n);
+            let vb = a.value_bytes;
+            let mut kb = [0; KEY_LEN];
+            timed(&pattern, a.seconds, |i| {
+                min_index::get(&table, cap, &floor, vb, key_into(i, &mut kb), i).map(|_| true)
             })
         }
         "hashmap" => {
