@@ -41,25 +41,9 @@ pub fn init(
     if !created {
         // A segment's size and capacity are fixed at creation: say so
         // rather than let a user think the new figures took effect.
-        let l = seg.layout();
-        let mut kept = Vec::new();
-        // Compared as creation would have laid it out: sizes round up to
-        // whole slabs.
-        let asked = strata_shm::layout::round_up(size, strata_shm::layout::SLAB_SIZE);
-        if memory.is_some() && asked != l.region_size {
-            kept.push(format!(
-                "its size, {} (not {})",
-                format_size(l.region_size),
-                format_size(asked)
-            ));
-        }
-        if let Some(n) = max_entries.filter(|&n| n != l.max_entries) {
-            kept.push(format!("{} entries max (not {n})", l.max_entries));
-        }
-        if !kept.is_empty() {
+        if let Some(kept) = seg.kept_settings(memory.map(|_| size), max_entries) {
             eprintln!(
-                "strata: segment {name:?} already exists and keeps {}; `strata drop -n {name}` first to recreate it",
-                kept.join(" and ")
+                "strata: segment {name:?} already exists and keeps {kept}; `strata drop -n {name}` first to recreate it"
             );
         }
     }

@@ -13,10 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use strata_shm::layout::{round_up, SLAB_SIZE};
-use strata_shm::{
-    format_size, parse_size, ttl_from_secs, PutOptions, PutOutcome, Segment, SegmentOptions,
-};
+use strata_shm::{parse_size, ttl_from_secs, PutOptions, PutOutcome, Segment, SegmentOptions};
 
 /// The memory of a cache created without `memory=`.
 const DEFAULT_MEMORY: u64 = 1 << 30;
@@ -97,28 +94,12 @@ fn warn_if_kept(
     memory: Option<u64>,
     max_entries: Option<u64>,
 ) -> PyResult<()> {
-    let l = seg.layout();
-    let mut kept = Vec::new();
-    // As creation lays a size out: rounded up to whole slabs.
-    if let Some(m) = memory.map(|m| round_up(m, SLAB_SIZE)) {
-        if m != l.region_size {
-            kept.push(format!(
-                "its size, {} (not {})",
-                format_size(l.region_size),
-                format_size(m)
-            ));
-        }
-    }
-    if let Some(n) = max_entries.filter(|&n| n != l.max_entries) {
-        kept.push(format!("max_entries={} (not {n})", l.max_entries));
-    }
-    if kept.is_empty() {
+    let Some(kept) = seg.kept_settings(memory, max_entries) else {
         return Ok(());
-    }
+    };
     let msg = format!(
-        "cache {:?} already exists and keeps {}; drop it first to recreate it",
-        seg.name(),
-        kept.join(" and ")
+        "cache {:?} already exists and keeps {kept}; drop it first to recreate it",
+        seg.name()
     );
     let category = py.get_type::<pyo3::exceptions::PyRuntimeWarning>();
     PyErr::warn(py, category.as_any(), &std::ffi::CString::new(msg)?, 1)

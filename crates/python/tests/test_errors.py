@@ -45,7 +45,7 @@ def test_attaching_with_other_sizes_warns(name):
             b = strata.Cache(name, memory="32MiB")
         assert b.get("k") == b"v"
         b.close()
-        with pytest.warns(RuntimeWarning, match=r"max_entries=4096 \(not 5000\)"):
+        with pytest.warns(RuntimeWarning, match=r"room for 4096 entries \(not 5000\)"):
             strata.Cache(name, max_entries=5000).close()
         # The same figures, or none at all (a size that rounds to the same
         # 2 MiB slabs included): no warning.

@@ -10,6 +10,7 @@ use crate::mem::{sys, Region, Words};
 use crate::options::SegmentOptions;
 use crate::pins::PinPages;
 use crate::pins_local::PinLocal;
+use crate::size::format_size;
 use crate::sketch::Sketch;
 use crate::slots::Slots;
 use std::fs::{File, OpenOptions};
@@ -441,6 +442,30 @@ impl Segment {
     /// The segment's layout: sizes and offsets of its sections.
     pub fn layout(&self) -> &Layout {
         &self.inner.layout
+    }
+
+    /// What of a size (`memory` bytes) and capacity (`max_entries`) asked
+    /// for this segment it does not have, since both are fixed when a
+    /// segment is created: None if it has both (or neither was asked),
+    /// else a phrase such as "its size, 16.0 MiB (not 32.0 MiB)", for
+    /// telling someone who attached with other figures. A size is
+    /// compared as creation would lay it out, rounded up to whole slabs.
+    pub fn kept_settings(&self, memory: Option<u64>, max_entries: Option<u64>) -> Option<String> {
+        let l = self.layout();
+        let mut kept = Vec::new();
+        if let Some(m) = memory.map(|m| layout::round_up(m, SLAB_SIZE)) {
+            if m != l.region_size {
+                kept.push(format!(
+                    "its size, {} (not {})",
+                    format_size(l.region_size),
+                    format_size(m)
+                ));
+            }
+        }
+        if let Some(n) = max_entries.filter(|&n| n != l.max_entries) {
+            kept.push(format!("room for {} entries (not {n})", l.max_entries));
+        }
+        (!kept.is_empty()).then(|| kept.join(" and "))
     }
 
     /// The address range of this process's mapping of the segment.

@@ -276,6 +276,24 @@ fn segments_are_listed_and_dropped() {
 }
 
 #[test]
+fn a_segment_says_which_asked_for_settings_it_keeps() {
+    let dir = ShmDir::new("kept");
+    let seg = dir.create("s", 16 * MIB);
+    let n = seg.layout().max_entries;
+    assert_eq!(seg.kept_settings(None, None), None);
+    assert_eq!(seg.kept_settings(Some(16 * MIB), Some(n)), None);
+    // Sizes round up to whole 2 MiB slabs, as at creation.
+    assert_eq!(seg.kept_settings(Some(15 * MIB + 1), None), None);
+    assert_eq!(
+        seg.kept_settings(Some(32 * MIB), Some(n + 1)).as_deref(),
+        Some(&*format!(
+            "its size, 16.0 MiB (not 32.0 MiB) and room for {n} entries (not {})",
+            n + 1
+        ))
+    );
+}
+
+#[test]
 fn the_index_holds_about_max_entries() {
     // max_entries is the index's capacity: a key is lost only when both of
     // its buckets are full. bench/index_capacity.py runs this over 150
