@@ -10,7 +10,7 @@ use crate::values::encode;
 use numpy::{PyArrayDescr, PyArrayDescrMethods};
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use strata_shm::{parse_size, ttl_from_secs, PutOptions, PutOutcome, Segment, SegmentOptions};
@@ -45,6 +45,8 @@ pub struct Cache {
     path: PathBuf,
     pub(crate) descrs: Descrs,
     memo: Memo,
+    /// The `memo=` this object was opened with, for pickling.
+    memo_asked: usize,
 }
 
 impl Cache {
@@ -171,16 +173,33 @@ impl Cache {
             })
             .map_err(to_py)?;
         warn_if_kept(py, &seg, memory.map(|_| asked), max_entries)?;
+        let memo_asked = memo;
         let memo = memo.min(seg.layout().shard_count as usize * MEMO_PER_SHARD);
         let memo_bytes = (seg.layout().arena_bytes() / 16) as usize;
         Ok(Cache {
             memo: Memo::new(memo, memo_bytes),
+            memo_asked,
             path: seg.path().to_path_buf(),
             seg,
             open: AtomicBool::new(true),
             name: name.to_string(),
             descrs: Descrs::default(),
         })
+    }
+
+    /// Pickles as a way back to the same cache: unpickling attaches to it
+    /// by name and directory, never creating one, with the same `memo=`.
+    /// So a cache can be passed to `multiprocessing` children however
+    /// they start, and to process pools.
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        let me = slf.borrow();
+        me.seg()?;
+        let dir = me.path.parent().map(PathBuf::from).unwrap_or_default();
+        let args = (me.name.clone(), py.None(), false, dir, me.memo_asked).into_pyobject(py)?;
+        Ok((slf.get_type().into_any(), args))
     }
 
     /// The cache's name.
@@ -254,7 +273,8 @@ impl Cache {
 
     /// Stores `value` under `key`. `value` is bytes, any buffer, or a NumPy
     /// array, whose dtype and shape are kept (a non-contiguous array is
-    /// stored contiguous). `ttl` is in seconds. Returns False if the cache
+    /// stored contiguous; a NumPy scalar as a 0-d array). `ttl` is in
+    /// seconds. Returns False if the cache
     /// was full and its admission policy kept the entries already there.
     #[pyo3(signature = (key, value, ttl = None))]
     fn set(

@@ -37,6 +37,13 @@ pub fn encode<'py>(value: &Bound<'py, PyAny>) -> PyResult<(Payload<'py>, Option<
             "value must be bytes, a buffer or a numpy array, not str; encode it first",
         ));
     }
+    let py = value.py();
+    if value.is_instance(&numpy_fn(py, "generic")?)? {
+        // A NumPy scalar, such as numpy.float32(1.5): kept with its dtype,
+        // as the 0-d array it converts to, rather than as anonymous bytes.
+        let arr = numpy_fn(py, "asarray")?.call1((value,))?;
+        return encode_array(arr.cast::<PyUntypedArray>()?);
+    }
     Ok((contiguous_bytes(value)?, None))
 }
 

@@ -52,6 +52,30 @@ def test_children_read_parent_writes_and_parent_reads_theirs(name, method):
     c.close()
 
 
+def row_sum_and_mark(cache, i):
+    """Runs in a pool worker that got the cache object itself, pickled."""
+    cache.set(f"seen:{i}", np.array(os.getpid(), np.int64))
+    return float(cache.get_numpy(f"row:{i}").sum())
+
+
+def test_a_cache_object_passes_to_spawned_pool_workers(name):
+    """Pickling a cache attaches the receiving process to the same
+    segment, so it can be handed to any multiprocessing start method."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    c = strata.Cache(name, memory="16MiB", memo=4)
+    for i in range(20):
+        c.set(f"row:{i}", np.full(8, i, np.float32))
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
+        sums = list(pool.map(row_sum_and_mark, [c] * 20, range(20)))
+    assert sums == [8.0 * i for i in range(20)]
+    pids = {int(c.get_numpy(f"seen:{i}")) for i in range(20)}
+    assert os.getpid() not in pids and len(pids) >= 1
+    c.close()
+    with pytest.raises(strata.StrataError, match="closed"):
+        c.__reduce__()
+
+
 def test_fork_child_uses_the_parents_cache_object(name):
     c = strata.Cache(name, memory="16MiB")
     c.set("k", b"from parent")

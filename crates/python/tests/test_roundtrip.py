@@ -114,6 +114,19 @@ def test_other_numpy_dtypes(cache):
         assert np.array_equal(got, arr)
 
 
+def test_numpy_scalars_keep_their_dtype(cache):
+    """A NumPy scalar is stored as the 0-d array it converts to."""
+    for v in (np.float32(1.5), np.int64(-3), np.bool_(True), np.complex64(1 + 2j),
+              np.float16(2), np.uint8(255), np.datetime64("2026-01-01")):
+        cache.set("s", v)
+        a = cache.get_numpy("s")
+        assert (a.shape, a.dtype) == ((), np.asarray(v).dtype)
+        assert a == v
+    # numpy.str_ is a str: refused like one.
+    with pytest.raises(TypeError, match="not str"):
+        cache.set("s", np.str_("abc"))
+
+
 @pytest.mark.parametrize(
     "size", [0, 1, 7, 63, 64, 65, 4095, 4096, 4097, 1 << 20, (1 << 20) + 3, 64 << 20]
 )

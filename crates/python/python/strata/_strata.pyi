@@ -67,6 +67,10 @@ class Cache:
         `huge_pages=False` keeps 4 KiB pages. An existing cache keeps the
         size and capacity it was created with: asking for others warns
         (RuntimeWarning)."""
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
+        """Pickles as a way back to the same cache: unpickling attaches to
+        it by name and directory (never creating it), so a cache can be
+        passed to multiprocessing children and process pools."""
     @property
     def name(self) -> str: ...
     @property
@@ -95,8 +99,9 @@ class Cache:
         tb: Optional[TracebackType],
     ) -> bool: ...
     def set(self, key: Key, value: Any, ttl: Optional[float] = None) -> bool:
-        """Store bytes, any buffer, or a NumPy array (dtype and shape kept).
-        False if a full cache's admission policy kept what it had."""
+        """Store bytes, any buffer, or a NumPy array (dtype and shape kept;
+        a NumPy scalar is stored as a 0-d array of its dtype). False if a
+        full cache's admission policy kept what it had."""
     def get(self, key: Key) -> Optional[bytes]:
         """A copy of the value, or None."""
     def get_numpy(
