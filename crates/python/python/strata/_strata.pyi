@@ -2,12 +2,27 @@
 
 from os import PathLike
 from types import TracebackType
-from typing import Any, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Optional, Sequence, Tuple, Type, Union, final
 
 import numpy as np
 import numpy.typing as npt
 
-Key = Union[str, bytes]
+__all__ = [
+    "Cache",
+    "PinnedValue",
+    "segments",
+    "drop",
+    "StrataError",
+    "SegmentNotFoundError",
+    "SegmentFullError",
+    "ValueTooLargeError",
+    "KeyTooLargeError",
+    "ShmTooSmallError",
+    "IncompatibleSegmentError",
+    "CorruptSegmentError",
+]
+
+_Key = Union[str, bytes]
 """A key: a str (stored as its UTF-8 bytes) or bytes."""
 
 class StrataError(Exception):
@@ -34,19 +49,21 @@ class IncompatibleSegmentError(StrataError):
 class CorruptSegmentError(StrataError):
     """The segment is corrupt, truncated or unfinished."""
 
+@final
 class PinnedValue:
     """Keeps one value pinned in shared memory; the `base` of its arrays."""
 
     def __len__(self) -> int: ...
 
+@final
 class Cache:
     """A named cache in shared memory that every process on the machine can
     attach. Thread-safe, and safe to create before fork: a forked child
     registers itself on first use. Arrays obtained before a fork must not be
     used in the child."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         name: str = "default",
         memory: Union[int, str, None] = None,
         create: bool = True,
@@ -54,7 +71,7 @@ class Cache:
         memo: int = 0,
         max_entries: Optional[int] = None,
         huge_pages: bool = True,
-    ) -> None:
+    ) -> "Cache":
         """Attach to the named cache, creating it (with `memory` bytes or a
         size such as "1GiB"; default 1 GiB) if `create` is true. `dir`
         defaults to $STRATA_SHM_DIR, else /dev/shm. `memo` > 0 remembers
@@ -98,40 +115,40 @@ class Cache:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> bool: ...
-    def set(self, key: Key, value: Any, ttl: Optional[float] = None) -> bool:
+    def set(self, key: _Key, value: Any, ttl: Optional[float] = None) -> bool:
         """Store bytes, any buffer, or a NumPy array (dtype and shape kept;
         a NumPy scalar is stored as a 0-d array of its dtype). False if a
         full cache's admission policy kept what it had."""
-    def get(self, key: Key) -> Optional[bytes]:
+    def get(self, key: _Key) -> Optional[bytes]:
         """A copy of the value, or None."""
     def get_numpy(
         self,
-        key: Key,
+        key: _Key,
         shape: Union[int, Sequence[int], None] = None,
         dtype: Optional[npt.DTypeLike] = None,
     ) -> Optional[np.ndarray]:
         """A read-only, zero-copy view of the value in shared memory, or None.
         Valid and unchanged while it (or any slice of it) lives."""
-    def get_many(self, keys: Sequence[Key]) -> list[Optional[bytes]]:
+    def get_many(self, keys: Sequence[_Key]) -> list[Optional[bytes]]:
         """Copies of many values; None for each absent key."""
     def get_numpy_many(
         self,
-        keys: Union[Sequence[Key], npt.NDArray[np.integer]],
+        keys: Union[Sequence[_Key], npt.NDArray[np.integer]],
         out: Optional[np.ndarray] = None,
         *,
-        prefix: Optional[Key] = None,
+        prefix: Optional[_Key] = None,
         shape: Union[int, Sequence[int], None] = None,
         dtype: Optional[npt.DTypeLike] = None,
     ) -> Tuple[np.ndarray, npt.NDArray[np.bool_]]:
         """Many values gathered into one (N, *row_shape) array, plus a mask of
         the keys found; absent rows are zero. An integer array of ids reads
         the keys `prefix + str(id)`."""
-    def delete(self, key: Key) -> bool: ...
-    def expire(self, key: Key, ttl: float) -> bool: ...
-    def persist(self, key: Key) -> bool: ...
-    def ttl(self, key: Key) -> Optional[float]:
+    def delete(self, key: _Key) -> bool: ...
+    def expire(self, key: _Key, ttl: float) -> bool: ...
+    def persist(self, key: _Key) -> bool: ...
+    def ttl(self, key: _Key) -> Optional[float]:
         """Seconds left; None if the key never expires; KeyError if absent."""
-    def __contains__(self, key: Key) -> bool: ...
+    def __contains__(self, key: _Key, /) -> bool: ...
     def __len__(self) -> int: ...
     def keys(self) -> list[bytes]: ...
     def stats(self) -> dict[str, int]: ...
