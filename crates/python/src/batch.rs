@@ -83,13 +83,14 @@ pub fn get_numpy_many<'py>(
 
     let mut found = vec![false; n];
     let mut bad: Option<(usize, String)> = None;
+    let mut dtype_of = DtypeCheck::new(&row.dtype_str);
     let mut buf = CallerBuffer::contiguous(&out)
         .ok_or_else(|| PyValueError::new_err("out must be C-contiguous"))?;
     let copied = buf.with_bytes_mut(|dst| {
         seg.get_batch(&keys, |i, e| {
             let row_dst = &mut dst[i * row.bytes..(i + 1) * row.bytes];
             match e {
-                Some(e) if e.value.len() == row.bytes && tag_matches(e.raw_tag, &row.dtype_str) => {
+                Some(e) if e.value.len() == row.bytes && dtype_of.matches(e.raw_tag) => {
                     row_dst.copy_from_slice(e.value);
                     found[i] = true;
                 }
@@ -172,6 +173,34 @@ fn first_row<'py>(
         }
     };
     Row::new(descr, dims)
+}
+
+/// Whether values' raw tags carry the row's dtype. Rows of one batch
+/// nearly always carry the same tag, so the last one that matched is kept:
+/// comparing its bytes costs a fraction of parsing a tag.
+struct DtypeCheck<'a> {
+    dtype: &'a str,
+    last_match: Option<Vec<u8>>,
+}
+
+impl<'a> DtypeCheck<'a> {
+    fn new(dtype: &'a str) -> Self {
+        DtypeCheck {
+            dtype,
+            last_match: None,
+        }
+    }
+
+    fn matches(&mut self, raw_tag: &[u8]) -> bool {
+        if self.last_match.as_deref() == Some(raw_tag) {
+            return true;
+        }
+        let ok = tag_matches(raw_tag, self.dtype);
+        if ok {
+            self.last_match = Some(raw_tag.to_vec());
+        }
+        ok
+    }
 }
 
 fn tag_matches(raw_tag: &[u8], dtype: &str) -> bool {
