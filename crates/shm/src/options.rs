@@ -140,8 +140,12 @@ pub fn ttl_from_secs(secs: f64) -> Result<Duration> {
             "ttl must be a positive number of seconds, not {secs}"
         )));
     }
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| Error::InvalidConfig(format!("a ttl of {secs} seconds is too long")))
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        Error::InvalidConfig(format!(
+            "a ttl of {secs:e} seconds is too long (at most {:e})",
+            Duration::MAX.as_secs() as f64
+        ))
+    })
 }
 
 /// Per-write options.

@@ -51,8 +51,11 @@ enum Target {
 const EVICT_AHEAD: u32 = 8;
 
 /// Expiry in Unix ms for a TTL starting at `now` (at least 1 ms ahead).
+/// A TTL beyond what u64 milliseconds hold saturates to the farthest
+/// expiry, never wraps to a near one.
 fn expiry_at(now: u64, ttl: Duration) -> u64 {
-    now.saturating_add((ttl.as_millis() as u64).max(1))
+    let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    now.saturating_add(ms.max(1))
 }
 
 /// Why an entry is being removed.

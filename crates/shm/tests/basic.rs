@@ -188,6 +188,33 @@ fn ttl_expiry_with_a_manual_clock() {
 }
 
 #[test]
+fn a_ttl_past_what_milliseconds_hold_saturates_and_never_wraps() {
+    let dir = ShmDir::new("ttl-far");
+    let clock = Clock::manual(1_000_000);
+    let seg = Segment::create("s", &dir.opts(16 * MIB).clock(clock.clone())).unwrap();
+    // 10^17 s is 10^20 ms, past u64: truncated, it used to land anywhere,
+    // even before now.
+    for ttl in [Duration::from_secs(100_000_000_000_000_000), Duration::MAX] {
+        seg.put(b"far", b"v", &PutOptions::default().ttl(ttl))
+            .unwrap();
+        let g = seg.get(b"far").unwrap().expect("not expired");
+        assert_eq!(g.expires_at_ms(), Some(u64::MAX));
+        drop(g);
+        assert!(seg.expire(b"far", ttl).unwrap());
+        assert_eq!(
+            seg.get(b"far").unwrap().unwrap().expires_at_ms(),
+            Some(u64::MAX)
+        );
+    }
+    clock.advance(1 << 40);
+    assert!(seg.get(b"far").unwrap().is_some());
+    assert!(seg.check().unwrap().is_clean());
+    // A TTL no Duration holds is refused with a short message.
+    let e = strata_shm::ttl_from_secs(1e300).unwrap_err().to_string();
+    assert!(e.contains("1e300 seconds is too long"), "{e}");
+}
+
+#[test]
 fn bad_input_gives_typed_errors() {
     let dir = ShmDir::new("bad");
     let seg = dir.create("s", 16 * MIB);
