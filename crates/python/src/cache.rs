@@ -274,8 +274,8 @@ impl Cache {
     /// Stores `value` under `key`. `value` is bytes, any buffer, or a NumPy
     /// array, whose dtype and shape are kept (a non-contiguous array is
     /// stored contiguous; a NumPy scalar as a 0-d array). `ttl` is in
-    /// seconds. Returns False if the cache
-    /// was full and its admission policy kept the entries already there.
+    /// seconds. Returns False if the cache was full and its admission
+    /// policy kept the entries already there.
     #[pyo3(signature = (key, value, ttl = None))]
     fn set(
         &self,

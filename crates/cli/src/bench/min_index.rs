@@ -1,9 +1,9 @@
-//! The third peer: the floor behind the smallest index a hash lookup can
-//! have. One 4-byte slot per row in a table at most half full, the slot
-//! found by hashing the key and probing linearly, the key confirmed by the
-//! row's own stamp. No key bytes, no lengths, no versions, no expiry, no
-//! concurrent writers: what any index adds to the floor at the least, one
-//! load that the row's address depends on.
+//! A peer of L0 in `strata bench`: the floor behind the smallest index a
+//! hash lookup can have. One 4-byte slot per row, in a table at most half
+//! full, found by hashing the key and probing linearly; the row's own
+//! stamp confirms the key. No key bytes, no lengths, no versions, no
+//! expiry, no concurrent writers: what any index adds to the floor at the
+//! least, one load that the row's address depends on.
 
 use super::workload::verify;
 use anyhow::{Context, Result};
