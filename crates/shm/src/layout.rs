@@ -170,6 +170,12 @@ pub const fn round_up(v: u64, to: u64) -> u64 {
     v.div_ceil(to) * to
 }
 
+/// The size of the region a segment asked for `memory` bytes gets: whole
+/// slabs.
+pub const fn region_size_for(memory: u64) -> u64 {
+    round_up(memory, SLAB_SIZE)
+}
+
 /// The computed positions of every section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {

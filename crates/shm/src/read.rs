@@ -168,10 +168,7 @@ impl Inner {
     /// and the entries load beside the tag line instead of after it.
     #[inline(always)]
     pub(crate) fn prefetch_key(&self, h: KeyHash) {
-        let first = self.first_bucket_off(h);
-        self.region.prefetch(first);
-        self.region.prefetch(first + TAG_LINE);
-        self.region.prefetch(first + TAG_LINE + ENTRY_SIZE);
+        self.prefetch_bucket_head(h, 2);
     }
 
     /// The key's entry, expired or not, for readers: the tag line, then the
@@ -394,7 +391,8 @@ const BATCH_CHUNK: usize = 256;
 /// How many lookups ahead a batch read starts loading a key's bucket.
 const BATCH_AHEAD: usize = 8;
 /// How many entries of that bucket it loads with the tag line: the slots
-/// most keys sit in, since a bucket fills from its first free slot.
+/// most keys sit in, since a bucket fills from its first free slot. (A
+/// single read, in `prefetch_key`, loads two.)
 const BATCH_ENTRIES: u64 = 4;
 /// How many values ahead of the one handed out it starts loading the next
 /// value's first lines.
@@ -409,15 +407,17 @@ impl Inner {
     }
 
     /// Starts loading the head of the key's first bucket: its tag line and
-    /// first entries, 320 bytes that nearly always share a page. Not the
-    /// second bucket: 95% of keys live in the first, and the second costs
-    /// a miss of its own. Blind, where finding the matching slot's entry
-    /// first would read the tag line twice: that scan cost a 1000-key
-    /// gather more than the misses on keys in later slots do.
-    fn prefetch_bucket_head(&self, h: KeyHash) {
+    /// its first `entries` entries (a batch read's four are 320 bytes that
+    /// nearly always share a page). Not the second bucket: 95% of keys
+    /// live in the first, and the second costs a miss of its own. Blind,
+    /// where finding the matching slot's entry first would read the tag
+    /// line twice: that scan cost a 1000-key gather more than the misses
+    /// on keys in later slots do.
+    #[inline(always)]
+    fn prefetch_bucket_head(&self, h: KeyHash, entries: u64) {
         let first = self.first_bucket_off(h);
         self.region.prefetch(first);
-        for e in 0..BATCH_ENTRIES {
+        for e in 0..entries {
             self.region.prefetch(first + TAG_LINE + e * ENTRY_SIZE);
         }
     }
@@ -450,7 +450,7 @@ impl Segment {
             .map(|k| KeyHash::new(inner.seed, k.as_ref()))
             .collect();
         for h in hashes.iter().take(BATCH_AHEAD) {
-            inner.prefetch_bucket_head(*h);
+            inner.prefetch_bucket_head(*h, BATCH_ENTRIES);
         }
         let _scope = EpochScope::enter(inner, &ts);
         // Two passes over each chunk of keys. The lookups first: small
@@ -465,7 +465,7 @@ impl Segment {
             found.clear();
             for (i, key) in keys.iter().enumerate().take(end).skip(start) {
                 if let Some(h) = hashes.get(i + BATCH_AHEAD) {
-                    inner.prefetch_bucket_head(*h);
+                    inner.prefetch_bucket_head(*h, BATCH_ENTRIES);
                 }
                 found.push(inner.lookup(&ts, hashes[i], key.as_ref()));
             }

@@ -3,7 +3,7 @@
 use crate::epoch::Epochs;
 use crate::error::{Error, Result};
 use crate::hash::BUCKET_BITS;
-use crate::layout::{self, hdr, state, Layout, HEADER_SIZE, MAGIC, SLAB_SIZE};
+use crate::layout::{self, hdr, state, Layout, HEADER_SIZE, MAGIC};
 use crate::local;
 use crate::lock::ShardLock;
 use crate::mem::{sys, Region, Words};
@@ -120,7 +120,7 @@ impl Segment {
     pub fn create(name: &str, opts: &SegmentOptions) -> Result<Segment> {
         validate_name(name)?;
         let path = segment_path(&opts.dir, name);
-        let region_size = layout::round_up(opts.memory, SLAB_SIZE);
+        let region_size = layout::region_size_for(opts.memory);
         let max_entries = opts
             .max_entries
             .unwrap_or_else(|| Layout::default_max_entries(region_size));
@@ -449,11 +449,11 @@ impl Segment {
     /// segment is created: None if it has both (or neither was asked),
     /// else a phrase such as "its size, 16.0 MiB (not 32.0 MiB)", for
     /// telling someone who attached with other figures. A size is
-    /// compared as creation would lay it out, rounded up to whole slabs.
+    /// compared as creation would lay it out.
     pub fn kept_settings(&self, memory: Option<u64>, max_entries: Option<u64>) -> Option<String> {
         let l = self.layout();
         let mut kept = Vec::new();
-        if let Some(m) = memory.map(|m| layout::round_up(m, SLAB_SIZE)) {
+        if let Some(m) = memory.map(layout::region_size_for) {
             if m != l.region_size {
                 kept.push(format!(
                     "its size, {} (not {})",

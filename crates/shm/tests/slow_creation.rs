@@ -46,6 +46,22 @@ fn wait_for_file(dir: &ShmDir, name: &str) {
     }
 }
 
+/// A creation of segment "s" in a forked child that stalls `stall` in the
+/// middle, and dies there if `die`, once its file exists; with options
+/// for an attacher that waits only 50 ms for a creator that is not alive.
+fn stalled_creation(
+    dir_name: &str,
+    stall: Duration,
+    die: bool,
+) -> (ShmDir, SegmentOptions, libc::pid_t) {
+    let dir = ShmDir::new(dir_name);
+    let mut opts = dir.opts(0);
+    opts.ready_timeout = Duration::from_millis(50);
+    let pid = create_in_child(&dir, "s", stall, die);
+    wait_for_file(&dir, "s");
+    (dir, opts, pid)
+}
+
 fn reap(pid: libc::pid_t) -> i32 {
     let mut status = 0;
     // SAFETY: waiting on our own child with a valid out-pointer.
@@ -55,11 +71,7 @@ fn reap(pid: libc::pid_t) -> i32 {
 
 #[test]
 fn attachers_wait_for_a_live_creator_however_long_it_takes() {
-    let dir = ShmDir::new("slowcreate");
-    let mut opts = dir.opts(0);
-    opts.ready_timeout = Duration::from_millis(50);
-    let pid = create_in_child(&dir, "s", Duration::from_millis(400), false);
-    wait_for_file(&dir, "s");
+    let (_dir, opts, pid) = stalled_creation("slowcreate", Duration::from_millis(400), false);
     let seg = Segment::open("s", &opts).expect("a live creator is waited for");
     assert!(seg.check().unwrap().is_clean());
     let status = reap(pid);
@@ -68,11 +80,7 @@ fn attachers_wait_for_a_live_creator_however_long_it_takes() {
 
 #[test]
 fn attachers_give_up_on_a_creator_that_died() {
-    let dir = ShmDir::new("deadcreate");
-    let mut opts = dir.opts(0);
-    opts.ready_timeout = Duration::from_millis(50);
-    let pid = create_in_child(&dir, "s", Duration::from_millis(10), true);
-    wait_for_file(&dir, "s");
+    let (_dir, opts, pid) = stalled_creation("deadcreate", Duration::from_millis(10), true);
     let status = reap(pid);
     assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL);
     assert!(matches!(

@@ -34,14 +34,7 @@ fn slot(table: &Region, s: u64) -> u64 {
 /// segment got.
 pub fn build(path: &Path, keys: u64, key: impl Fn(u64) -> Vec<u8>) -> Result<(File, Region)> {
     let cap = capacity(keys);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.set_len(cap * 4)?;
-    let table = Region::map(&file, cap * 4)?;
+    let (file, table) = super::create_mapped(path, cap * 4)?;
     for i in 0..keys {
         let mut s = slot_of(&key(i), cap);
         // Slots hold row + 1; zero is empty. At most half full, so a free
@@ -92,15 +85,7 @@ mod tests {
         let dir = std::env::temp_dir();
         let path = |what: &str| dir.join(format!("strata-min-index-{what}-{}", std::process::id()));
         let (keys, vb) = (5000u64, 64u64);
-        let floor_file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path("floor"))
-            .unwrap();
-        floor_file.set_len(keys * vb).unwrap();
-        let floor = Region::map(&floor_file, keys * vb).unwrap();
+        let (_floor_file, floor) = super::super::create_mapped(&path("floor"), keys * vb).unwrap();
         let mut buf = vec![0u8; vb as usize];
         for i in 0..keys {
             stamp(&mut buf, i, 0);

@@ -249,6 +249,19 @@ fn default_memory(keys: u64, value_bytes: u64) -> u64 {
     keys * per_entry * 5 / 4 + (256 << 20)
 }
 
+/// A new file of `len` zero bytes at `path` for a peer, mapped whole.
+fn create_mapped(path: &Path, len: u64) -> Result<(std::fs::File, Region)> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.set_len(len)?;
+    let region = Region::map(&file, len)?;
+    Ok((file, region))
+}
+
 /// Gives a peer's file the 2 MiB pages the segment got, so that the ratio
 /// between them is the work, not a difference in address translation.
 /// Whether any part of it got them.
@@ -303,14 +316,7 @@ pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
 
     let started = Instant::now();
     let floor_len = args.keys * args.value_bytes;
-    let floor_file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&floor_path)
-        .with_context(|| format!("creating {}", floor_path.display()))?;
-    floor_file.set_len(floor_len)?;
-    let floor = Region::map(&floor_file, floor_len)?;
+    let (floor_file, floor) = create_mapped(&floor_path, floor_len)?;
     let floor_huge = seg.huge_pages() && huge_like_segment(args.json, "floor", &floor_file, &floor);
     let mut buf = vec![0xABu8; args.value_bytes as usize];
     let no = PutOptions::default();
