@@ -10,7 +10,14 @@
 //! and the row) at most half full: what any index adds to the gather at
 //! the least. All run in one process, in turns, over eight rounds.
 //!
-//!   cargo run --release -p strata-shm --example batch_gather [-- DIR]
+//! Every case writes into the same output buffer, page-aligned unless
+//! OFFSET says how many bytes into a page it starts. The offset matters:
+//! 16 bytes in (where a fresh 4 MiB allocation from the C heap lands),
+//! the plain gather, whose rows all start on a page, ran up to half again
+//! as long, which flattered the cases compared with it. Loads that share
+//! a recent store's offset within a page are the likely cause.
+//!
+//!   cargo run --release -p strata-shm --example batch_gather [-- DIR [OFFSET]]
 
 mod common;
 
@@ -31,6 +38,13 @@ const BLOCK_VALUE: u64 = 128;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "/dev/shm".into());
     let dir = std::path::PathBuf::from(dir);
+    let offset: usize = match std::env::args().nth(2) {
+        Some(o) => o.parse().map_err(|e| format!("OFFSET {o:?}: {e}"))?,
+        None => 0,
+    };
+    if offset >= 4096 {
+        return Err(format!("OFFSET {offset} is not below 4096").into());
+    }
     let name = format!("batch-gather-{}", std::process::id());
     let seg = Segment::create(
         &name,
@@ -61,7 +75,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         table.store(s * 8, (h >> 32) << 32 | (i as u64 + 1), Relaxed);
     }
     let pattern = zipf_pattern(KEYS, 2_000_000, &mut Rng(0x1234_5678_9abc_def1));
-    let mut out = vec![0u8; BATCH * ROW];
+    let mut buf = vec![0u8; BATCH * ROW + 8192];
+    let start = buf.as_ptr().align_offset(4096) + offset;
+    let out = &mut buf[start..start + BATCH * ROW];
     let (mut strata, mut plain, mut spread, mut indexed) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut at = 0usize;
@@ -135,7 +151,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             indexed.push(t.elapsed().as_nanos() as u64);
         }
     }
-    std::hint::black_box(&out);
+    std::hint::black_box(&*out);
     let (s, p, b, m) = (
         median(&mut strata),
         median(&mut plain),
@@ -143,7 +159,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         median(&mut indexed),
     );
     println!(
-        "batch of {BATCH} x {ROW} B, Zipf 0.99 over {KEYS} keys, in {}: get_batch p50 {} us, plain gather p50 {} us, ratio {:.2}; gather of rows spaced as blocks p50 {} us, ratio {:.2}; plain gather through a minimal index p50 {} us, ratio {:.2} (huge pages: {})",
+        "batch of {BATCH} x {ROW} B, Zipf 0.99 over {KEYS} keys, in {}, output {offset} B into a page: get_batch p50 {} us, plain gather p50 {} us, ratio {:.2}; gather of rows spaced as blocks p50 {} us, ratio {:.2}; plain gather through a minimal index p50 {} us, ratio {:.2} (huge pages: {})",
         dir.display(),
         s / 1000,
         p / 1000,
