@@ -16,12 +16,23 @@ pub fn show(quiet: bool, msg: &str) {
 /// A hook that shows how far creating a segment has got in building its
 /// huge pages, and clears the line when done.
 pub fn creation(quiet: bool) -> ProgressHook {
+    huge_pages(quiet, "")
+}
+
+/// A hook that shows how far the building of 2 MiB pages for `what` (a
+/// segment when empty) has got, and clears the line when done.
+pub fn huge_pages(quiet: bool, what: &str) -> ProgressHook {
+    let prefix = if what.is_empty() {
+        String::new()
+    } else {
+        format!("{what}: ")
+    };
     Arc::new(move |done, total| {
         if done < total {
             show(
                 quiet,
                 &format!(
-                    "building 2 MiB pages: {} of {}",
+                    "{prefix}building 2 MiB pages: {} of {}",
                     format_size(done),
                     format_size(total)
                 ),

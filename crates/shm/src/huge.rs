@@ -1,8 +1,8 @@
 //! Huge pages for a new segment file, on any tmpfs.
 //!
 //! With 4 KiB pages a read over a large segment pays a page walk for the
-//! index line and another for the value; with 2 MiB pages the walks mostly
-//! vanish (docs/huge-pages.md has the figures). A tmpfs mounted with
+//! index line and another for the value; with 2 MiB pages the walks are
+//! shorter and far fewer (docs/huge-pages.md has what that buys). A tmpfs mounted with
 //! `huge=within_size` gives them by itself, but /dev/shm rarely is, and
 //! remounting it takes root. `MADV_COLLAPSE` (Linux 6.1) builds huge pages
 //! for a range of a mapped file whatever the mount says; pages built so

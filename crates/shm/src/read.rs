@@ -43,9 +43,17 @@ impl Inner {
 
     /// Finds a live, unexpired entry, with the index slot and word it was
     /// found through, and counts the access. The caller is inside an epoch.
+    /// `first` is the key's first bucket ([`Inner::first_bucket_off`]),
+    /// which the caller worked out for its prefetch.
     #[inline(always)]
-    pub(crate) fn lookup(&self, ts: &ThreadSlot, h: KeyHash, key: &[u8]) -> Option<Hit> {
-        let found = self.probe(h, key);
+    pub(crate) fn lookup(
+        &self,
+        ts: &ThreadSlot,
+        h: KeyHash,
+        first: u64,
+        key: &[u8],
+    ) -> Option<Hit> {
+        let found = self.probe(h, first, key);
         // By reference: a hit is 72 bytes, and every copy of it on the read
         // path showed in profiles.
         let touch = found.as_ref().map(|f| self.layout.entry_of(f.slot));
@@ -87,8 +95,8 @@ impl Inner {
 
     /// A live, unexpired entry, with no bookkeeping.
     #[inline(always)]
-    pub(crate) fn probe(&self, h: KeyHash, key: &[u8]) -> Option<Hit> {
-        let found = self.find(h, key);
+    pub(crate) fn probe(&self, h: KeyHash, first: u64, key: &[u8]) -> Option<Hit> {
+        let found = self.find(h, first, key);
         let exp = found.as_ref().map_or(0, |f| f.fields.expiry);
         if exp != 0 && exp <= self.opts.clock.now_ms() {
             return None;
@@ -98,25 +106,28 @@ impl Inner {
 
     /// Calls `f(slot, word)` for each slot of the key's two buckets whose
     /// word carries its tag, until `f` returns something: the candidates
-    /// every walk of the index checks. A loop with a closure rather than an
+    /// every walk of the index checks. `first` is the first bucket's line
+    /// ([`Inner::first_bucket_off`]). A loop with a closure rather than an
     /// iterator chain, which cost a miss 60% more.
     #[inline(always)]
     fn find_tagged<R>(
         &self,
         h: KeyHash,
+        first: u64,
         order: Ordering,
         mut f: impl FnMut(u64, u64) -> Option<R>,
     ) -> Option<R> {
         let r = &*self.region;
         let l = &self.layout;
-        let shard = h.shard(l);
         let tag = h.tag();
-        let b1 = h.first_bucket(l);
         for second in [false, true] {
             // The second bucket is worked out only if the first did not
             // have the key.
-            let b = if second { h.second_bucket(l, b1) } else { b1 };
-            let line = l.bucket_off(shard, b);
+            let line = if second {
+                l.bucket_off(h.shard(l), h.second_bucket(l, h.first_bucket(l)))
+            } else {
+                first
+            };
             // The whole tag line at once: one bounds check, and loads of a
             // line already on its way cost next to nothing.
             let words: [u64; SLOTS_PER_BUCKET as usize] = r.load_n(line, order);
@@ -155,7 +166,7 @@ impl Inner {
     /// tag lines, then one header and the key bytes for each tag match.
     #[inline(always)]
     pub(crate) fn locate(&self, h: KeyHash, key: &[u8]) -> Option<Found> {
-        self.find_tagged(h, Acquire, |slot, word| {
+        self.find_tagged(h, self.first_bucket_off(h), Acquire, |slot, word| {
             let hdr = self.linked_header(h, key, word)?;
             Some(Found { slot, word, hdr })
         })
@@ -167,8 +178,8 @@ impl Inner {
     /// Issued before the epoch pin, so the miss overlaps the pin's fence,
     /// and the entries load beside the tag line instead of after it.
     #[inline(always)]
-    pub(crate) fn prefetch_key(&self, h: KeyHash) {
-        self.prefetch_bucket_head(h, 2);
+    pub(crate) fn prefetch_key(&self, first: u64) {
+        self.prefetch_bucket_head(first, 2);
     }
 
     /// The key's entry, expired or not, for readers: the tag line, then the
@@ -176,10 +187,10 @@ impl Inner {
     /// The block is read only for a key and tag longer than 32 bytes, or
     /// when a writer is rewriting the entry at that moment.
     #[inline(always)]
-    pub(crate) fn find(&self, h: KeyHash, key: &[u8]) -> Option<Hit> {
+    pub(crate) fn find(&self, h: KeyHash, first: u64, key: &[u8]) -> Option<Hit> {
         let r = &*self.region;
         let l = &self.layout;
-        self.find_tagged(h, Acquire, |slot, word| {
+        self.find_tagged(h, first, Acquire, |slot, word| {
             if let Some(fields) = entry::read(r, slot, l.entry_of(slot), word) {
                 if let Some(k) = fields.key() {
                     let hit = Hit { slot, word, fields };
@@ -399,9 +410,10 @@ const BATCH_ENTRIES: u64 = 4;
 const BATCH_VALUE_AHEAD: usize = 2;
 
 impl Inner {
-    /// Where the key's first bucket, and its tag line, start.
+    /// Where the key's first bucket, and its tag line, start: worked out
+    /// once per read, for its prefetch and for its walk of the index.
     #[inline(always)]
-    fn first_bucket_off(&self, h: KeyHash) -> u64 {
+    pub(crate) fn first_bucket_off(&self, h: KeyHash) -> u64 {
         let l = &self.layout;
         l.bucket_off(h.shard(l), h.first_bucket(l))
     }
@@ -414,8 +426,7 @@ impl Inner {
     /// line twice: that scan cost a 1000-key gather more than the misses
     /// on keys in later slots do.
     #[inline(always)]
-    fn prefetch_bucket_head(&self, h: KeyHash, entries: u64) {
-        let first = self.first_bucket_off(h);
+    fn prefetch_bucket_head(&self, first: u64, entries: u64) {
         self.region.prefetch(first);
         for e in 0..entries {
             self.region.prefetch(first + TAG_LINE + e * ENTRY_SIZE);
@@ -445,12 +456,17 @@ impl Segment {
         let inner = &*self.inner;
         let ts = local::thread_slot(inner)?;
         let r = &*inner.region;
-        let hashes: Vec<KeyHash> = keys
+        // Each key's hash and first bucket, worked out once for the
+        // prefetch ahead of its lookup and for the lookup.
+        let hashes: Vec<(KeyHash, u64)> = keys
             .iter()
-            .map(|k| KeyHash::new(inner.seed, k.as_ref()))
+            .map(|k| {
+                let h = KeyHash::new(inner.seed, k.as_ref());
+                (h, inner.first_bucket_off(h))
+            })
             .collect();
-        for h in hashes.iter().take(BATCH_AHEAD) {
-            inner.prefetch_bucket_head(*h, BATCH_ENTRIES);
+        for &(_, first) in hashes.iter().take(BATCH_AHEAD) {
+            inner.prefetch_bucket_head(first, BATCH_ENTRIES);
         }
         let _scope = EpochScope::enter(inner, &ts);
         // Two passes over each chunk of keys. The lookups first: small
@@ -464,10 +480,11 @@ impl Segment {
             let end = keys.len().min(start + BATCH_CHUNK);
             found.clear();
             for (i, key) in keys.iter().enumerate().take(end).skip(start) {
-                if let Some(h) = hashes.get(i + BATCH_AHEAD) {
-                    inner.prefetch_bucket_head(*h, BATCH_ENTRIES);
+                if let Some(&(_, ahead)) = hashes.get(i + BATCH_AHEAD) {
+                    inner.prefetch_bucket_head(ahead, BATCH_ENTRIES);
                 }
-                found.push(inner.lookup(&ts, hashes[i], key.as_ref()));
+                let (h, first) = hashes[i];
+                found.push(inner.lookup(&ts, h, first, key.as_ref()));
             }
             for hit in found.iter().take(BATCH_VALUE_AHEAD).flatten() {
                 inner.prefetch_value(hit);
@@ -550,15 +567,16 @@ impl Segment {
         let inner = &*self.inner;
         let ts = local::thread_slot(inner)?;
         let h = KeyHash::new(inner.seed, key);
-        inner.prefetch_key(h);
+        let first = inner.first_bucket_off(h);
+        inner.prefetch_key(first);
         if counted {
             inner.prefetch_sketch(&ts, h);
         }
         inner.enter(&ts);
         let found = if counted {
-            inner.lookup(&ts, h, key)
+            inner.lookup(&ts, h, first, key)
         } else {
-            inner.probe(h, key)
+            inner.probe(h, first, key)
         };
         match found {
             Some(hit) => Ok(Some(Guard { seg: self, ts, hit })),
@@ -575,11 +593,12 @@ impl Segment {
         let inner = &*self.inner;
         let ts = local::thread_slot(inner)?;
         let h = KeyHash::new(inner.seed, key);
-        inner.prefetch_key(h);
+        let first = inner.first_bucket_off(h);
+        inner.prefetch_key(first);
         inner.prefetch_sketch(&ts, h);
         let (entry, fork_gen) = inner.pins().acquire(inner)?;
         inner.enter(&ts);
-        let found = inner.lookup(&ts, h, key);
+        let found = inner.lookup(&ts, h, first, key);
         let view = found.map(|hit| {
             inner.pin_pages.publish(&*inner.region, entry, hit.block());
             crate::failpoint::hit("holding_pin");
@@ -602,9 +621,10 @@ impl Segment {
         let inner = &*self.inner;
         let ts = local::thread_slot(inner)?;
         let h = KeyHash::new(inner.seed, key);
-        inner.prefetch_key(h);
+        let first = inner.first_bucket_off(h);
+        inner.prefetch_key(first);
         inner.enter(&ts);
-        let found = inner.probe(h, key).is_some();
+        let found = inner.probe(h, first, key).is_some();
         inner.exit(&ts);
         Ok(found)
     }

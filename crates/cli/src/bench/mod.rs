@@ -8,6 +8,7 @@ mod min_index;
 mod worker;
 mod workload;
 
+use crate::progress::show as progress;
 use anyhow::{bail, Context, Result};
 use hist::Hist;
 use serde_json::{json, Value};
@@ -121,10 +122,6 @@ impl Phase {
         self.shared_kb += o.shared_kb;
         self.private_kb += o.private_kb;
     }
-}
-
-fn progress(json: bool, msg: &str) {
-    crate::progress::show(json, msg);
 }
 
 struct Ctx<'a> {
@@ -266,16 +263,8 @@ fn create_mapped(path: &Path, len: u64) -> Result<(std::fs::File, Region)> {
 /// between them is the work, not a difference in address translation.
 /// Whether any part of it got them.
 fn huge_like_segment(json: bool, what: &str, file: &std::fs::File, region: &Region) -> bool {
-    strata_shm::huge::back_with_huge_pages(file, region, |done, total| {
-        progress(
-            json,
-            &format!(
-                "{what}: building 2 MiB pages: {} of {}",
-                format_size(done),
-                format_size(total)
-            ),
-        )
-    }) > 0
+    let report = crate::progress::huge_pages(json, what);
+    strata_shm::huge::back_with_huge_pages(file, region, |done, total| report(done, total)) > 0
 }
 
 pub fn run(dir: &Path, args: &BenchArgs) -> Result<ExitCode> {
