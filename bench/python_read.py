@@ -11,7 +11,11 @@ uniform and Zipf 0.99, two ways:
   batch   100 calls timed together, divided by 100 (the per-call cost of a
           loop; its percentiles are over batches).
 The cases of each group (single-key reads, bulk reads, the hot set) take
-turns in 5 rounds, so a slow spell of the machine falls on all of them.
+turns in 5 rounds, so a slow spell of the machine falls on all of them,
+each round starting one case later, so that no case always runs after the
+same other one. redis has groups of its own: its calls stream megabytes
+through a second process and the caches, and would leave the next case
+cold.
 
 Peers, started by this script on this machine:
   floor       multiprocessing.shared_memory + np.ndarray(shape, dtype, buf,
@@ -24,7 +28,12 @@ Peers, started by this script on this machine:
   redis       redis-py with hiredis, GET + np.frombuffer, MGET of 100/1000,
               against a redis-server on a free loopback port;
   np.take     a gather of the same rows from the shared-memory array,
-              the floor of get_numpy_many.
+              the floor of get_numpy_many; np_take_stdlib is the same
+              gather through the mapping shared_memory made itself (4 KiB
+              pages, at whatever address), as a program using it as it
+              comes reads it. The *_cold cases time get_numpy_many and
+              np.take of 1000 rows each right after a read of 64 MiB of
+              other memory, as after a model ran between two requests.
 """
 
 import argparse
@@ -127,7 +136,16 @@ def time_batch(f, args, per=100):
 
 # Every case of a group runs in turns, a slice at a time, so that a slow
 # spell of a shared machine falls on every case alike and the ratios hold.
+# Each round starts one case later, so that no case always runs right
+# after the same other one and inherits the state of the caches it left.
 ROUNDS = 5
+
+
+def rotated(cases, r):
+    """The cases' items, in round r's order."""
+    items = list(cases.items())
+    k = r % len(items)
+    return items[k:] + items[:k]
 
 
 def measure(cases):
@@ -139,7 +157,7 @@ def measure(cases):
     for f, args in cases.values():
         f(args[0])
     for r in range(ROUNDS):
-        for k, (f, args) in cases.items():
+        for k, (f, args) in rotated(cases, r):
             step = len(args) // ROUNDS
             part = args[r * step : (r + 1) * step]
             single[k].append(time_single(f, part))
@@ -163,14 +181,41 @@ def measure_calls(cases):
     for f, _ in cases.values():
         f()
     for r in range(ROUNDS):
-        for k, (f, reps) in cases.items():
+        for k, (f, reps) in rotated(cases, r):
             lat[k].append(time_single(lambda _: f(), range(max(1, reps // ROUNDS))))
+    return calls_report(cases, lat)
+
+
+def calls_report(cases, lat):
     out = {}
     for k in cases:
         a = np.concatenate(lat[k])
         out[k] = pct(a)
         out[k]["calls_per_s"] = 1e9 / float(np.mean(a))
     return out
+
+
+# Read before each cold call, untimed: more than the last-level cache holds.
+SWEEP_BYTES = 64 << 20
+
+
+def measure_cold(cases):
+    """{name: (f, reps)} -> like measure_calls, but each call runs after a
+    read of SWEEP_BYTES of other memory has pushed what the calls before
+    it left out of the CPU caches: the state a gather finds after the
+    model has run between two requests."""
+    sweep = np.ones(SWEEP_BYTES // 8, dtype=np.uint64)
+    lat = {k: [] for k in cases}
+    for r in range(ROUNDS):
+        for k, (f, reps) in rotated(cases, r):
+            a = np.empty(max(1, reps // ROUNDS), dtype=np.int64)
+            for j in range(len(a)):
+                sweep.sum()
+                t = ns()
+                f()
+                a[j] = ns() - t
+            lat[k].append(a)
+    return calls_report(cases, lat)
 
 
 def free_port():
@@ -288,6 +333,9 @@ def main():
         say(f"floor (shared_memory) mapped as strata maps its segment, {'2 MiB' if floor_huge else '4 KiB'} pages")
         say(f"loading {n} keys of {ROW} bytes into strata, shared_memory, lmdb, dict, redis ...")
         floor_arr = np.ndarray((n, DIM), np.float32, floor_buf)
+        # The same rows through the mapping multiprocessing.shared_memory
+        # made itself: 4 KiB pages, what a program using it as it comes gets.
+        stdlib_arr = np.ndarray((n, DIM), np.float32, shm.buf)
         floor_arr[:] = rng.random((n, DIM), dtype=np.float32)
         keys = [f"emb:{i}" for i in range(n)]
         d = {}
@@ -345,12 +393,15 @@ def main():
                 "dict": (dget, ks),
                 "lmdb_get_frombuffer": (lmdb_get, bks),
             }
-            if client is not None:
-                few = ks[: min(calls, 20_000)]
-                single["redis_get_frombuffer"] = (lambda k: frombuffer(client.get(k), f32), few)
             with env.begin(buffers=True) as txn:
                 lmdb_get.__defaults__[0][0] = txn
                 r = measure(single)
+            # redis in a group of its own, here and below: its calls run a
+            # second process and stream its replies through the caches, and
+            # whichever case ran next would start in the state they left.
+            if client is not None:
+                few = ks[: min(calls, 20_000)]
+                r.update(measure({"redis_get_frombuffer": (lambda k: frombuffer(client.get(k), f32), few)}))
 
             say(f"[{dist}] batches")
             for size in (100, 1000):
@@ -374,11 +425,19 @@ def main():
                     f"strata_get_numpy_many_{size}_str": (
                         lambda: cache.get_numpy_many(nxt_keys()), n_b),
                     f"np_take_{size}": (lambda: np.take(floor_arr, nxt_ids(), axis=0), n_b),
+                    f"np_take_stdlib_{size}": (lambda: np.take(stdlib_arr, nxt_ids(), axis=0), n_b),
                 }
-                if client is not None:
-                    bulk[f"redis_mget_{size}"] = (
-                        lambda: [frombuffer(v, f32) for v in client.mget(nxt_keys())], min(n_b, 200))
                 r.update(measure_calls(bulk))
+                if client is not None:
+                    r.update(measure_calls({f"redis_mget_{size}": (
+                        lambda: [frombuffer(v, f32) for v in client.mget(nxt_keys())], min(n_b, 200))}))
+                if size == 1000:
+                    cold = measure_cold({
+                        f"strata_get_numpy_many_{size}_ids": (
+                            lambda: cache.get_numpy_many(nxt_ids(), prefix="emb:"), n_b),
+                        f"np_take_{size}": (lambda: np.take(floor_arr, nxt_ids(), axis=0), n_b),
+                    })
+                    r.update({f"{k}_cold": v for k, v in cold.items()})
             report[dist] = r
 
         say("hot set: 100 keys read over and over")
@@ -414,6 +473,8 @@ def main():
     finally:
         if redis_proc is not None:
             redis_proc.kill()
+        # Arrays over the block must go before it closes.
+        stdlib_arr = floor_arr = buf = floor_buf = None  # noqa: F841
         shm.close()
         shm.unlink()
         cache.close()
@@ -427,6 +488,8 @@ def main():
         "hot100_get_numpy_memo_vs_floor": report["hot100"]["strata_get_numpy_memo"]["single"]["p50_ns"] / report["hot100"]["floor_shared_memory"]["single"]["p50_ns"],
         "lmdb_vs_get_numpy": z["lmdb_get_frombuffer"]["single"]["p50_ns"] / z["strata_get_numpy"]["single"]["p50_ns"],
         "many1000_ids_vs_np_take": z["strata_get_numpy_many_1000_ids"]["p50_ns"] / z["np_take_1000"]["p50_ns"],
+        "many1000_ids_vs_np_take_stdlib": z["strata_get_numpy_many_1000_ids"]["p50_ns"] / z["np_take_stdlib_1000"]["p50_ns"],
+        "many1000_ids_vs_np_take_cold": z["strata_get_numpy_many_1000_ids_cold"]["p50_ns"] / z["np_take_1000_cold"]["p50_ns"],
         "big_vs_4k_get_numpy": report["big_32mib"]["get_numpy"]["p50_ns"] / z["strata_get_numpy"]["single"]["p50_ns"],
         "big_get_vs_get_numpy": report["big_32mib"]["get"]["p50_ns"] / report["big_32mib"]["get_numpy"]["p50_ns"],
     }

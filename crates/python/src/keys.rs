@@ -73,14 +73,12 @@ impl KeyBatch {
         };
         let mut digits = [0u8; 20];
         if unsigned {
-            let ids = arr.call_method1("astype", ("uint64",))?;
-            let ids: PyReadonlyArray1<u64> = ids.extract()?;
+            let ids: PyReadonlyArray1<u64> = as_dtype(arr, "uint64")?;
             for &id in ids.as_array() {
                 batch.push_parts(prefix, format_u64(id, &mut digits));
             }
         } else {
-            let ids = arr.call_method1("astype", ("int64",))?;
-            let ids: PyReadonlyArray1<i64> = ids.extract()?;
+            let ids: PyReadonlyArray1<i64> = as_dtype(arr, "int64")?;
             for &id in ids.as_array() {
                 if id < 0 {
                     batch.bytes.extend_from_slice(prefix);
@@ -118,6 +116,18 @@ impl KeyBatch {
                 k
             })
             .collect()
+    }
+}
+
+/// The ids as 64-bit integers: the array itself when it already holds
+/// them (the usual int64 array costs no copy), else a converted copy.
+fn as_dtype<'py, T: numpy::Element>(
+    arr: &Bound<'py, PyUntypedArray>,
+    dtype: &str,
+) -> PyResult<PyReadonlyArray1<'py, T>> {
+    match arr.extract() {
+        Ok(ids) => Ok(ids),
+        Err(_) => arr.call_method1("astype", (dtype,))?.extract(),
     }
 }
 

@@ -233,9 +233,12 @@ def test_get_numpy_many(cache):
     arr, found = cache.get_numpy_many([str(i) for i in ids], prefix="emb:")
     assert np.array_equal(arr, expect)
 
-    for id_dtype in (np.int32, np.uint16, np.uint64):
+    for id_dtype in (np.int32, np.uint16, np.uint64, ">i8"):
         arr, _ = cache.get_numpy_many(ids.astype(id_dtype), prefix=b"emb:")
         assert np.array_equal(arr, expect)
+    # int64 ids are read in place, strided ones included.
+    arr, _ = cache.get_numpy_many(np.repeat(ids, 2)[::2], prefix=b"emb:")
+    assert np.array_equal(arr, expect)
 
     out = np.full((5, 8), 7, dtype=np.float32)
     arr, found = cache.get_numpy_many(ids, out, prefix="emb:")

@@ -8,7 +8,10 @@
 //! the value layout alone costs. A fourth gathers the plain rows through a
 //! minimal index, a hash table of 8-byte slots (32 bits of the key's hash
 //! and the row) at most half full: what any index adds to the gather at
-//! the least. All run in one process, in turns, over eight rounds.
+//! the least. A fifth gathers rows 8 KiB apart, each starting on a page:
+//! spaced more widely than the segment spaces them, but never straddling
+//! two pages, which tells the cost of the spacing from that of the
+//! straddling. All run in one process, in turns, over eight rounds.
 //!
 //! Every case writes into the same output buffer, page-aligned unless
 //! OFFSET says how many bytes into a page it starts. The offset matters:
@@ -34,6 +37,8 @@ const BATCH: usize = 1000;
 /// block the value starts (after a 48-byte header, a short key and a tag).
 const BLOCK: u64 = 4800;
 const BLOCK_VALUE: u64 = 128;
+/// The fifth case's spacing: every row on a page of its own, then a gap.
+const APART: u64 = 8192;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "/dev/shm".into());
@@ -54,11 +59,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys: Vec<Vec<u8>> = (0..KEYS).map(|i| format!("emb:{i}").into_bytes()).collect();
     let floor = scratch_region(&dir, "floor", KEYS * ROW as u64)?;
     let spaced = scratch_region(&dir, "spaced", KEYS * BLOCK)?;
+    let apart = scratch_region(&dir, "apart", KEYS * APART)?;
     let mut row = vec![0u8; ROW];
     for (i, k) in keys.iter().enumerate() {
         row.fill(i as u8);
         floor.write_bytes((i * ROW) as u64, &row);
         spaced.write_bytes(i as u64 * BLOCK + BLOCK_VALUE, &row);
+        apart.write_bytes(i as u64 * APART, &row);
         seg.put(k, &row, &opts)?;
     }
     // The minimal index: slot = hash & (cap - 1), linear probing; a slot
@@ -78,8 +85,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut buf = vec![0u8; BATCH * ROW + 8192];
     let start = buf.as_ptr().align_offset(4096) + offset;
     let out = &mut buf[start..start + BATCH * ROW];
-    let (mut strata, mut plain, mut spread, mut indexed) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut strata, mut plain, mut spread, mut indexed, mut aligned) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut at = 0usize;
     let mut next = || {
         let ids = &pattern[at..at + BATCH];
@@ -118,6 +125,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         for _ in 0..40 {
             let ids = next();
+            let t = Instant::now();
+            for (i, &id) in ids.iter().enumerate() {
+                out[i * ROW..(i + 1) * ROW]
+                    .copy_from_slice(apart.bytes(id as u64 * APART, ROW as u64));
+            }
+            aligned.push(t.elapsed().as_nanos() as u64);
+        }
+        for _ in 0..40 {
+            let ids = next();
             let ks: Vec<&[u8]> = ids.iter().map(|&i| keys[i].as_slice()).collect();
             let t = Instant::now();
             // Hashed up front, and loaded ahead, as get_batch does: the
@@ -152,14 +168,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     std::hint::black_box(&*out);
-    let (s, p, b, m) = (
+    let (s, p, b, m, a) = (
         median(&mut strata),
         median(&mut plain),
         median(&mut spread),
         median(&mut indexed),
+        median(&mut aligned),
     );
     println!(
-        "batch of {BATCH} x {ROW} B, Zipf 0.99 over {KEYS} keys, in {}, output {offset} B into a page: get_batch p50 {} us, plain gather p50 {} us, ratio {:.2}; gather of rows spaced as blocks p50 {} us, ratio {:.2}; plain gather through a minimal index p50 {} us, ratio {:.2} (huge pages: {})",
+        "batch of {BATCH} x {ROW} B, Zipf 0.99 over {KEYS} keys, in {}, output {offset} B into a page: get_batch p50 {} us, plain gather p50 {} us, ratio {:.2}; gather of rows spaced as blocks p50 {} us, ratio {:.2}; plain gather through a minimal index p50 {} us, ratio {:.2}; gather of page-aligned rows {APART} B apart p50 {} us, ratio {:.2} (huge pages: {})",
         dir.display(),
         s / 1000,
         p / 1000,
@@ -168,6 +185,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         b as f64 / p as f64,
         m / 1000,
         m as f64 / p as f64,
+        a / 1000,
+        a as f64 / p as f64,
         seg.huge_pages()
     );
     drop(seg);
