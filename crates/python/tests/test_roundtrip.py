@@ -324,3 +324,23 @@ def test_delete_len_contains_keys_stats(cache):
     ):
         assert field in s
     assert s["entries"] == 9 and s["inserts"] == 10 and s["deletes"] == 1
+
+
+def test_get_numpy_many_into_out_at_any_offset(cache):
+    """Rows land whole wherever `out` starts within a page, and whatever
+    their length: rows whose output sits differently from the segment
+    within a cache line are copied in pieces."""
+    rows = {750: np.float32, 1024: np.float32, 96: np.int64}
+    for n, dt in rows.items():
+        for i in range(4):
+            cache.set(f"r{n}:{i}", (np.arange(n) * (i + 1)).astype(dt))
+    for n, dt in rows.items():
+        item = np.dtype(dt).itemsize
+        raw = np.zeros(4 * n * item + 8192, np.uint8)
+        base = -raw.ctypes.data % 4096
+        for off in (0, 8, 16, 64, 200):
+            out = raw[base + off : base + off + 4 * n * item].view(dt).reshape(4, n)
+            arr, found = cache.get_numpy_many([f"r{n}:{i}" for i in (3, 0, 2, 1)], out)
+            assert arr is out and found.all()
+            for j, i in enumerate((3, 0, 2, 1)):
+                assert np.array_equal(out[j], (np.arange(n) * (i + 1)).astype(dt)), (n, off, j)

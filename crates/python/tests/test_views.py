@@ -42,6 +42,17 @@ def test_view_data_lies_inside_the_mapping(cache):
     assert isinstance(v.base, strata.PinnedValue)
 
 
+def test_rows_of_common_sizes_start_on_their_own_boundary(cache):
+    """Rows of 1, 2 and 4 KiB and whole pages never straddle a page they
+    need not: a gather reads each from one page."""
+    for n, align in ((256, 1024), (512, 2048), (1024, 4096), (2048, 4096)):
+        for i in range(3):
+            cache.set(f"emb:{n}:{i}", np.full(n, i, np.float32))
+            v = cache.get_numpy(f"emb:{n}:{i}")
+            assert v.__array_interface__["data"][0] % align == 0, (n, i)
+            assert np.all(v == i)
+
+
 def test_view_survives_overwrite_delete_and_eviction(name):
     c = strata.Cache(name, memory="16MiB")
     first = np.full(16384, 1.0, np.float32)

@@ -2,16 +2,19 @@
 //! copied into one buffer, against a plain gather of the same rows from an
 //! array with no index, in a file of the same directory with the same page
 //! size (2 MiB pages for both, where the kernel builds them): the Rust side
-//! of `get_numpy_many` against `np.take`. A third case gathers from rows
-//! spaced as the segment spaces 4 KiB values (one per 4800-byte block, 128
-//! bytes in; with 4 KiB pages most rows straddle two), with no index: what
-//! the value layout alone costs. A fourth gathers the plain rows through a
-//! minimal index, a hash table of 8-byte slots (32 bits of the key's hash
-//! and the row) at most half full: what any index adds to the gather at
-//! the least. A fifth gathers rows 8 KiB apart, each starting on a page:
-//! spaced more widely than the segment spaces them, but never straddling
-//! two pages, which tells the cost of the spacing from that of the
-//! straddling. All run in one process, in turns, over eight rounds.
+//! of `get_numpy_many` against `np.take`. The segment keeps these rows in
+//! an aligned class, each on a page of its own. A third case gathers from
+//! rows spaced as a plain class spaces 4 KiB values (one per 4800-byte
+//! block, 128 bytes in, so that most cross a page boundary), with no
+//! index: what layout version 2 cost these rows, and what rows that take a
+//! plain class (a key too long for an aligned head, or a length no aligned
+//! body fits) still pay. A fourth gathers the plain rows through a minimal
+//! index, a hash table of 8-byte slots (32 bits of the key's hash and the
+//! row) at most half full: what any index adds to the gather at the least.
+//! A fifth gathers rows 8 KiB apart, each starting on a page: spaced more
+//! widely than either, but never straddling two pages, which tells the
+//! cost of the spacing from that of the straddling. All run in one
+//! process, in turns, over eight rounds.
 //!
 //! Every case writes into the same output buffer, page-aligned unless
 //! OFFSET says how many bytes into a page it starts. The offset matters:
@@ -33,8 +36,9 @@ use strata_shm::{PutOptions, Segment, SegmentOptions, TypeTag};
 const KEYS: u64 = 200_000;
 const ROW: usize = 4096;
 const BATCH: usize = 1000;
-/// The size class of a 4 KiB value with its header, and where in the
-/// block the value starts (after a 48-byte header, a short key and a tag).
+/// The plain size class of a 4 KiB value with its header, and where in
+/// the block the value starts (after a 48-byte header, a short key and a
+/// tag).
 const BLOCK: u64 = 4800;
 const BLOCK_VALUE: u64 = 128;
 /// The fifth case's spacing: every row on a page of its own, then a gap.

@@ -6,7 +6,8 @@
 //!      line after it, in a random block of the arena (two dependent loads).
 //!   B  one 64-byte entry per key in a table that holds everything a view
 //!      needs (one load).
-//!   C  layout version 2, today's: a bucket of one tag line followed by
+//!   C  layout versions 2 and 3 (today's; 3 changed only where values
+//!      sit): a bucket of one tag line followed by
 //!      its eight 64-byte entries: the tag line, then an entry in the same
 //!      576 bytes (two dependent loads, one page; the real reader also
 //!      prefetches the first two entries with the tag line, which this
@@ -29,8 +30,8 @@ use std::time::Instant;
 use strata_shm::mem::Words;
 
 const KEYS: usize = 200_000;
-/// The spacing of blocks: about the size class of a 4 KiB value with its
-/// header (4800 bytes).
+/// The spacing of blocks: about the plain size class of a 4 KiB value
+/// with its header (4800 bytes), as layout version 1 spaced them.
 const BLOCK: u64 = 4864;
 
 fn main() -> std::io::Result<()> {

@@ -140,10 +140,9 @@ impl Inner {
             }
             self.set_bit(s, bit, true);
             self.add_used(s, 1);
-            let size = classes::size(class);
             return Some(Block {
-                off: self.layout.slab_start(s) + bit * size,
-                size,
+                off: self.layout.slab_start(s) + bit * classes::stride(class),
+                size: classes::size(class),
                 class,
             });
         }
@@ -207,7 +206,7 @@ impl Inner {
             KIND_CLASS => {
                 let class = owner_class_of(owner);
                 let shard = owner_shard(owner);
-                let bit = (off - self.layout.slab_start(s)) / classes::size(class);
+                let bit = (off - self.layout.slab_start(s)) / classes::stride(class);
                 if !self.bit_is_set(s, bit) {
                     return;
                 }
@@ -265,13 +264,13 @@ impl Inner {
         };
         let hand = r.load(hand_off, Relaxed);
         let (mut s, mut blk) = ((hand >> 20) % n.max(1), hand & 0xFFFFF);
-        let (want, cap, size) = if class == LARGE {
+        let (want, cap, stride) = if class == LARGE {
             (None, 1, 0)
         } else {
             (
                 Some(owner_class(shard, class)),
                 classes::per_slab(class),
-                classes::size(class),
+                classes::stride(class),
             )
         };
         let now = self.opts.clock.now_ms();
@@ -294,7 +293,7 @@ impl Inner {
             if !self.bit_is_set(s, this) {
                 continue;
             }
-            let off = self.layout.slab_start(s) + this * size;
+            let off = self.layout.slab_start(s) + this * stride;
             let Some(hdr) = Header::read(r, off) else {
                 continue;
             };

@@ -1,7 +1,9 @@
 //! Value blocks: a 48-byte header, the key, the type tag, then the value
-//! aligned to 64 bytes. Everything but the expiry word is
-//! immutable once the block is sealed.
+//! aligned to 64 bytes; or, in an aligned class, the same head in 128
+//! bytes and the value in a body of its own (`classes`). Everything but
+//! the expiry word is immutable once the block is sealed.
 
+use crate::classes;
 use crate::layout::{block, round_up, BLOCK_HEADER};
 use crate::mem::{Region, Words};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -22,6 +24,9 @@ pub fn meta(state: u64, class: u64, key_len: u64, tag_len: u64) -> u64 {
 
 pub fn meta_state(m: u64) -> u64 {
     m & 0xFF
+}
+pub fn meta_class(m: u64) -> u64 {
+    (m >> 8) & 0xFF
 }
 pub fn meta_key_len(m: u64) -> u64 {
     (m >> 16) & 0xFFFF
@@ -44,8 +49,11 @@ pub fn key_off(block: u64) -> u64 {
 pub fn tag_off(block: u64, key_len: u64) -> u64 {
     key_off(block) + key_len
 }
-pub fn value_off(block: u64, key_len: u64, tag_len: u64) -> u64 {
-    block + value_start(key_len, tag_len)
+pub fn value_off(block: u64, key_len: u64, tag_len: u64, value_len: u64) -> u64 {
+    match classes::aligned_body(key_len, tag_len, value_len) {
+        Some(body) => classes::body_off(block, body),
+        None => block + value_start(key_len, tag_len),
+    }
 }
 
 /// Bytes a block needs for this entry.
@@ -79,9 +87,26 @@ impl Header {
             hash,
             size,
         };
-        let end = value_start(h.key_len(), h.tag_len()).checked_add(value_len)?;
-        if end > size || off.checked_add(size)? > r.len() {
-            return None;
+        let (kl, tl) = (h.key_len(), h.tag_len());
+        let class = meta_class(meta);
+        match classes::aligned_body(kl, tl, value_len) {
+            // The lengths say where the value is; the class must agree.
+            Some(body) => {
+                let end = classes::body_off(off, body).checked_add(body)?;
+                if classes::body(class) != Some(body)
+                    || !classes::is_head(off, body)
+                    || end > r.len()
+                {
+                    return None;
+                }
+            }
+            None => {
+                let end = value_start(kl, tl).checked_add(value_len)?;
+                if classes::body(class).is_some() || end > size || off.checked_add(size)? > r.len()
+                {
+                    return None;
+                }
+            }
         }
         Some(h)
     }
@@ -102,7 +127,7 @@ impl Header {
         r.bytes(tag_off(self.off, self.key_len()), self.tag_len())
     }
     pub fn value<'r>(&self, r: &'r Region) -> &'r [u8] {
-        let off = value_off(self.off, self.key_len(), self.tag_len());
+        let off = value_off(self.off, self.key_len(), self.tag_len(), self.value_len);
         r.bytes(off, self.value_len)
     }
     pub fn expiry(&self, r: &Region) -> u64 {

@@ -133,11 +133,11 @@ impl Segment {
                 let blocks: Vec<u64> = match owner_kind(owner) {
                     KIND_CLASS => {
                         let class = owner_class_of(owner);
-                        if class as usize >= classes::COUNT {
+                        if !classes::is_class(class) {
                             bad(format!("slab {s}: unknown class {class}"));
                             continue;
                         }
-                        let size = classes::size(class);
+                        let stride = classes::stride(class);
                         let set: Vec<u64> = (0..classes::per_slab(class))
                             .filter(|&b| inner.bit_is_set(s, b))
                             .collect();
@@ -148,7 +148,7 @@ impl Segment {
                                 set.len()
                             ));
                         }
-                        set.iter().map(|b| l.slab_start(s) + b * size).collect()
+                        set.iter().map(|b| l.slab_start(s) + b * stride).collect()
                     }
                     KIND_HEAD => {
                         if !runs.contains_key(&s) {

@@ -4,7 +4,7 @@
 //! `docs/design/l0-segment.md` specifies the same thing in prose.
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"STRATAL0");
-pub const LAYOUT_VERSION: u64 = 2;
+pub const LAYOUT_VERSION: u64 = 3;
 
 pub const KIB: u64 = 1024;
 pub const MIB: u64 = 1024 * KIB;
@@ -276,9 +276,11 @@ impl Layout {
             "v{LAYOUT_VERSION} hdr={HEADER_SIZE} slab={SLAB_SIZE} slots={READER_SLOTS}x{SLOT_SIZE} \
              pins={PINS_PER_ENTRY}xentries/{PIN_ENTRIES}:{MIN_PIN_PAGES}..{MAX_PIN_PAGES}x{PIN_PAGE_SIZE}/{PIN_PAGE_HEADER} shard={SHARD_HEADER_SIZE}/{LIMBO_OFFSET}/{LIMBO_ENTRY} \
              bucket={TAG_LINE}+{SLOTS_PER_BUCKET}x{ENTRY_SIZE}:{:?} sketch={SKETCH_BLOCK} slabmeta={SLAB_META_SIZE} \
-             bitmap={BITMAP_SIZE} block={BLOCK_HEADER} classes={:?} epoch={} locks={SLOT_LOCK_BASE}/{PIN_LOCK_BASE}",
+             bitmap={BITMAP_SIZE} block={BLOCK_HEADER} classes={:?} aligned={}x{:?} epoch={} locks={SLOT_LOCK_BASE}/{PIN_LOCK_BASE}",
             [entry::LENS, entry::EXPIRY, entry::USAGE, entry::HASH, entry::INLINE],
             crate::classes::all(),
+            crate::classes::HEAD,
+            crate::classes::BODIES,
             hdr::EPOCH,
         );
         xxhash_rust::xxh3::xxh3_64(desc.as_bytes())

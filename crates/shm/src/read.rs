@@ -239,7 +239,7 @@ impl Hit {
     #[inline(always)]
     fn value_off(&self) -> u64 {
         let f = &self.fields;
-        block::value_off(self.block(), f.key_len(), f.tag_len())
+        block::value_off(self.block(), f.key_len(), f.tag_len(), f.value_len())
     }
     fn end(&self) -> u64 {
         self.value_off().saturating_add(self.fields.value_len())

@@ -32,14 +32,14 @@ impl Inner {
         match owner_kind(owner) {
             KIND_CLASS => {
                 let class = owner_class_of(owner);
-                if class as usize >= classes::COUNT {
+                if !classes::is_class(class) {
                     return None;
                 }
-                let size = classes::size(class);
+                let stride = classes::stride(class);
                 let rel = off - start;
-                let bit = rel / size;
-                (rel % size == 0 && bit < classes::per_slab(class) && self.bit_is_set(s, bit))
-                    .then_some(size)
+                let bit = rel / stride;
+                (rel % stride == 0 && bit < classes::per_slab(class) && self.bit_is_set(s, bit))
+                    .then_some(classes::size(class))
             }
             KIND_HEAD => (off == start && self.bit_is_set(s, 0))
                 .then_some(owner_run(owner) * crate::layout::SLAB_SIZE),
@@ -152,11 +152,11 @@ impl Inner {
             let blocks: Vec<u64> = match owner_kind(owner) {
                 KIND_CLASS => {
                     let class = owner_class_of(owner);
-                    if class as usize >= classes::COUNT {
+                    if !classes::is_class(class) {
                         r.store(l.slab_meta_off(s) + slab::OWNER, 0, Release);
                         continue;
                     }
-                    let size = classes::size(class);
+                    let stride = classes::stride(class);
                     let cap = classes::per_slab(class);
                     let set: Vec<u64> = (0..cap).filter(|&b| self.bit_is_set(s, b)).collect();
                     // The used count may be torn; the bitmap is the truth.
@@ -164,7 +164,7 @@ impl Inner {
                     if set.is_empty() {
                         r.store(l.slab_meta_off(s) + slab::OWNER, 0, Release);
                     }
-                    set.iter().map(|b| l.slab_start(s) + b * size).collect()
+                    set.iter().map(|b| l.slab_start(s) + b * stride).collect()
                 }
                 KIND_HEAD if self.bit_is_set(s, 0) => vec![l.slab_start(s)],
                 KIND_HEAD => {
@@ -215,7 +215,7 @@ impl Inner {
         r.store(base + shard::LIMBO_BYTES, limbo_bytes, Relaxed);
         r.store(base + shard::ENTRIES, linked.len() as u64, Relaxed);
         r.store(base + shard::BYTES, linked.values().sum(), Relaxed);
-        for c in 0..classes::COUNT as u64 {
+        for c in 0..classes::TOTAL as u64 {
             r.store(base + shard::ALLOC_HINT + c * 8, 0, Relaxed);
         }
     }

@@ -123,7 +123,7 @@ impl Segment {
         for s in 0..l.slab_count {
             let owner = inner.slab_owner(s);
             match owner_kind(owner) {
-                KIND_CLASS if (owner_class_of(owner) as usize) < classes::COUNT => {
+                KIND_CLASS if classes::is_class(owner_class_of(owner)) => {
                     allocated += inner.slab_used(s) * classes::size(owner_class_of(owner));
                 }
                 KIND_HEAD => allocated += owner_run(owner) * SLAB_SIZE,

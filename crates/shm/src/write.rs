@@ -122,17 +122,18 @@ impl Inner {
         }
     }
 
-    /// A block for `need` bytes, evicting by clock when space is short.
-    /// `candidate` is the newcomer's frequency when it must win admission
-    /// against the first victim; None for updates. Ok(None): not admitted.
+    /// A block of `class` ([`classes::choose`]), for `need` bytes if it is
+    /// a run of slabs, evicting by clock when space is short. `candidate`
+    /// is the newcomer's frequency when it must win admission against the
+    /// first victim; None for updates. Ok(None): not admitted.
     fn allocate(
         &self,
         ts: &ThreadSlot,
         shard: u64,
+        class: u64,
         need: u64,
         mut candidate: Option<u32>,
     ) -> Result<Option<Block>> {
-        let class = classes::for_size(need).unwrap_or(classes::LARGE);
         let mut backoff = Backoff::default();
         // Evicted blocks not yet reclaimed: past a few, wait for readers
         // rather than evict more entries for space that is on its way.
@@ -316,7 +317,12 @@ impl Inner {
         r.write_bytes(block::key_off(b.off), key);
         r.write_bytes(block::tag_off(b.off, key.len() as u64), tag);
         failpoint::hit("mid_copy");
-        let vstart = block::value_off(b.off, key.len() as u64, tag.len() as u64);
+        let vstart = block::value_off(
+            b.off,
+            key.len() as u64,
+            tag.len() as u64,
+            value.len() as u64,
+        );
         r.write_bytes(vstart, value);
         // Sealing is a Release store: everything above is visible to any
         // reader that sees the index word published after it.
@@ -378,7 +384,8 @@ impl Segment {
         }
         // A new key must also beat the clock's first victim if space is short.
         let candidate = (!matches!(target, Target::Update(_))).then_some(freq);
-        let Some(b) = inner.allocate(&ts, shard, need, candidate)? else {
+        let class = classes::choose(key.len() as u64, tag.len() as u64, value.len() as u64);
+        let Some(b) = inner.allocate(&ts, shard, class, need, candidate)? else {
             return rejected(inner);
         };
         failpoint::hit("after_alloc");

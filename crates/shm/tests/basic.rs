@@ -403,3 +403,64 @@ fn index_entries_are_checked_and_rebuilt_by_repair() {
     assert_eq!(read(entry), lens);
     assert_eq!(&*seg.get(b"k").unwrap().unwrap(), b"value");
 }
+
+#[test]
+fn rows_of_common_sizes_sit_on_their_own_boundaries() {
+    let dir = ShmDir::new("aligned");
+    let seg = dir.create("s", 64 * MIB);
+    let tagged = |n: usize| PutOptions::default().tag(TypeTag::new("<f4", vec![n as u64 / 4]));
+    // (value bytes, the boundary its bytes start on)
+    let rows = [
+        (1024usize, 1024usize),
+        (2048, 2048),
+        (4096, 4096),
+        (3840, 4096),
+        (8192, 4096),
+    ];
+    for (i, &(n, align)) in rows.iter().enumerate() {
+        for j in 0..3 {
+            let k = format!("emb:{i}:{j}");
+            let v = make_value(i as u64, j, n);
+            seg.put(k.as_bytes(), &v, &tagged(n)).unwrap();
+            let got = seg.get(k.as_bytes()).unwrap().unwrap();
+            assert!(*got == v[..], "{n} bytes");
+            assert_eq!(
+                got.value().as_ptr() as usize % align,
+                0,
+                "{n} bytes start on {align}"
+            );
+            assert_eq!(got.type_tag().unwrap().shape, vec![n as u64 / 4]);
+            assert_eq!(seg.get_view(k.as_bytes()).unwrap().unwrap().value(), &v[..]);
+        }
+    }
+    // A key too long for an aligned head takes a plain block, and works.
+    let long = vec![b'k'; 100];
+    let v = make_value(9, 9, 4096);
+    seg.put(&long, &v, &tagged(4096)).unwrap();
+    assert!(*seg.get(&long).unwrap().unwrap() == v[..]);
+    let rep = seg.check().unwrap();
+    assert!(rep.is_clean(), "{:?}", rep.violations);
+}
+
+#[test]
+fn four_kib_rows_fill_the_arena_with_little_waste() {
+    // An aligned 4 KiB row takes its 4 KiB and a 128-byte head; a plain
+    // block would take 4800 bytes.
+    let dir = ShmDir::new("dense");
+    let seg = dir.create("s", 64 * MIB);
+    let no = PutOptions::default();
+    let cap = seg.stats().unwrap().capacity_bytes;
+    let mut i = 0u64;
+    while seg.stats().unwrap().evictions == 0 && i < cap / 4096 {
+        seg.put(format!("emb:{i}").as_bytes(), &make_value(i, 0, 4096), &no)
+            .unwrap();
+        i += 1;
+    }
+    let held = seg.len();
+    assert!(
+        held * 4224 > cap * 9 / 10,
+        "{held} rows of 4 KiB in {cap} bytes before the first eviction"
+    );
+    let rep = seg.check().unwrap();
+    assert!(rep.is_clean(), "{:?}", rep.violations);
+}

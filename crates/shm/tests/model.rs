@@ -26,7 +26,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0u8..24, prop_oneof![0usize..100, 100usize..5000, Just(1 << 20), Just((1 << 20) + 100)], any::<u8>(), proptest::option::of(1u64..40))
+        4 => (0u8..24, prop_oneof![0usize..100, 100usize..5000, Just(1024), Just(4096), 7168usize..8193, Just(1 << 20), Just((1 << 20) + 100)], any::<u8>(), proptest::option::of(1u64..40))
             .prop_map(|(key, len, fill, ttl)| Op::Put { key, len, fill, ttl }),
         4 => (0u8..24).prop_map(Op::Get),
         1 => (0u8..24).prop_map(Op::Delete),

@@ -79,7 +79,10 @@ fn child_entry() {
                 match rnd() % 9 {
                     0..=2 => {
                         version += 1;
-                        let len = [24usize, 200, 5000, 70_000, 1_500_000][(rnd() % 5) as usize];
+                        // Plain classes, aligned ones (1 KiB, 4 KiB) and
+                        // runs of slabs.
+                        let lens = [24usize, 200, 1024, 4096, 5000, 70_000, 1_500_000];
+                        let len = lens[(rnd() % lens.len() as u64) as usize];
                         seg.put(key.as_bytes(), &make_value(k, version, len), &no)
                             .unwrap();
                     }

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Instant;
+use strata_shm::classes;
 use strata_shm::mem::Region;
 use strata_shm::{format_size, parse_size, PutOptions, Segment, SegmentOptions};
 use workload::{key, stamp};
@@ -238,9 +239,13 @@ impl Ctx<'_> {
 const ROUNDS: u32 = 3;
 
 fn default_memory(keys: u64, value_bytes: u64) -> u64 {
-    let per_entry = strata_shm::classes::for_size(value_bytes + 128)
-        .map(strata_shm::classes::size)
-        .unwrap_or(value_bytes + 128);
+    // The bench's keys are 14 bytes, with no type tag.
+    let class = classes::choose(14, 0, value_bytes);
+    let per_entry = if classes::is_class(class) {
+        classes::size(class)
+    } else {
+        value_bytes + 128
+    };
     // Room for the data, half-empty slabs per shard, and the writer's
     // in-flight replacements.
     keys * per_entry * 5 / 4 + (256 << 20)
