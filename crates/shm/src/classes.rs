@@ -250,6 +250,27 @@ mod tests {
         assert!(!is_class(TOTAL as u64) && body(TOTAL as u64).is_none() && body(0).is_none());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn the_chosen_class_holds_the_entry(
+            key in 0u64..200,
+            tag in 0u64..300,
+            value in proptest::prop_oneof![0u64..70_000, 0u64..(3 << 20)],
+        ) {
+            let c = choose(key, tag, value);
+            let need = crate::block::needed(key, tag, value);
+            if c == LARGE {
+                proptest::prop_assert!(need > MAX_CLASS_SIZE);
+            } else if let Some(b) = body(c) {
+                proptest::prop_assert!(BLOCK_HEADER + key + tag <= HEAD);
+                proptest::prop_assert!(value <= b && value * 8 >= b * 7);
+            } else {
+                proptest::prop_assert!(is_class(c) && size(c) >= need);
+                proptest::prop_assert!(c == 0 || size(c - 1) < need, "the smallest that holds it");
+            }
+        }
+    }
+
     #[test]
     fn lengths_choose_the_class() {
         let tag = 13; // "<f4" and one dimension
