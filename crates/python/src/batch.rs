@@ -130,8 +130,9 @@ const SKEWED_PIECE: usize = 512;
 /// a cache line, as it always does for a page-aligned output. Otherwise
 /// (an output 16 bytes into a page, which is where a process's first
 /// large array lands, and where `out` arrays made early often sit), the C
-/// library's copy of a 4 KiB row made a 1000-row gather a third longer
-/// here, while copies of 512-byte pieces cost what aligned rows do.
+/// library's copy of a whole 4 KiB row made `python_read.py`'s 1000-row
+/// gather into `out` 1.09-1.27x as long as into a fresh array, while
+/// copies of 512-byte pieces cost what aligned rows do.
 #[inline]
 fn copy_row(dst: &mut [u8], src: &[u8]) {
     let skew = (dst.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize) % 64;
