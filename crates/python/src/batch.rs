@@ -91,7 +91,7 @@ pub fn get_numpy_many<'py>(
             let row_dst = &mut dst[i * row.bytes..(i + 1) * row.bytes];
             match e {
                 Some(e) if e.value.len() == row.bytes && dtype_of.matches(e.raw_tag) => {
-                    copy_row(row_dst, e.value);
+                    e.copy_to(row_dst);
                     found[i] = true;
                 }
                 Some(e) => {
@@ -119,30 +119,6 @@ pub fn get_numpy_many<'py>(
     }
     let found = PyArray1::from_vec(py, found).into_any();
     Ok((out, found))
-}
-
-/// Pieces a row is copied in when its destination sits differently from
-/// its source within a cache line.
-const SKEWED_PIECE: usize = 512;
-
-/// Copies a value into its row of the output. One copy of the whole row
-/// is the fast way when the output row starts where the value does within
-/// a cache line, as it always does for a page-aligned output. Otherwise
-/// (an output 16 bytes into a page, which is where a process's first
-/// large array lands, and where `out` arrays made early often sit), the C
-/// library's copy of a whole 4 KiB row made `python_read.py`'s 1000-row
-/// gather into `out` 1.09-1.27x as long as into a fresh array, while
-/// copies of 512-byte pieces cost what aligned rows do.
-#[inline]
-fn copy_row(dst: &mut [u8], src: &[u8]) {
-    let skew = (dst.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize) % 64;
-    if skew == 0 || src.len() <= SKEWED_PIECE {
-        dst.copy_from_slice(src);
-        return;
-    }
-    for (d, s) in dst.chunks_mut(SKEWED_PIECE).zip(src.chunks(SKEWED_PIECE)) {
-        d.copy_from_slice(s);
-    }
 }
 
 /// The row layout of a caller's `out` array.

@@ -89,8 +89,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut buf = vec![0u8; BATCH * ROW + 8192];
     let start = buf.as_ptr().align_offset(4096) + offset;
     let out = &mut buf[start..start + BATCH * ROW];
-    let (mut strata, mut plain, mut spread, mut indexed, mut aligned) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // The gathers with no index: rows `stride` bytes apart, the first one
+    // `first` bytes in. Plain, spaced as blocks, then page-aligned apart.
+    let strided = [
+        (&floor, ROW as u64, 0),
+        (&spaced, BLOCK, BLOCK_VALUE),
+        (&apart, APART, 0),
+    ];
+    let (mut strata, mut indexed) = (Vec::new(), Vec::new());
+    let mut by_stride = [Vec::new(), Vec::new(), Vec::new()];
     let mut at = 0usize;
     let mut next = || {
         let ids = &pattern[at..at + BATCH];
@@ -104,37 +111,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let t = Instant::now();
             seg.get_batch(&ks, |i, e| {
                 if let Some(e) = e {
-                    out[i * ROW..(i + 1) * ROW].copy_from_slice(e.value);
+                    e.copy_to(&mut out[i * ROW..(i + 1) * ROW]);
                 }
             })?;
             strata.push(t.elapsed().as_nanos() as u64);
         }
-        for _ in 0..40 {
-            let ids = next();
-            let t = Instant::now();
-            for (i, &id) in ids.iter().enumerate() {
-                out[i * ROW..(i + 1) * ROW]
-                    .copy_from_slice(floor.bytes((id * ROW) as u64, ROW as u64));
+        for (&(rows, stride, first), times) in strided.iter().zip(&mut by_stride) {
+            for _ in 0..40 {
+                let ids = next();
+                let t = Instant::now();
+                for (i, &id) in ids.iter().enumerate() {
+                    let off = id as u64 * stride + first;
+                    out[i * ROW..(i + 1) * ROW].copy_from_slice(rows.bytes(off, ROW as u64));
+                }
+                times.push(t.elapsed().as_nanos() as u64);
             }
-            plain.push(t.elapsed().as_nanos() as u64);
-        }
-        for _ in 0..40 {
-            let ids = next();
-            let t = Instant::now();
-            for (i, &id) in ids.iter().enumerate() {
-                let off = id as u64 * BLOCK + BLOCK_VALUE;
-                out[i * ROW..(i + 1) * ROW].copy_from_slice(spaced.bytes(off, ROW as u64));
-            }
-            spread.push(t.elapsed().as_nanos() as u64);
-        }
-        for _ in 0..40 {
-            let ids = next();
-            let t = Instant::now();
-            for (i, &id) in ids.iter().enumerate() {
-                out[i * ROW..(i + 1) * ROW]
-                    .copy_from_slice(apart.bytes(id as u64 * APART, ROW as u64));
-            }
-            aligned.push(t.elapsed().as_nanos() as u64);
         }
         for _ in 0..40 {
             let ids = next();
@@ -172,13 +163,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     std::hint::black_box(&*out);
-    let (s, p, b, m, a) = (
-        median(&mut strata),
-        median(&mut plain),
-        median(&mut spread),
-        median(&mut indexed),
-        median(&mut aligned),
-    );
+    let [p, b, a] = by_stride.each_mut().map(|v| median(v));
+    let (s, m) = (median(&mut strata), median(&mut indexed));
     println!(
         "batch of {BATCH} x {ROW} B, Zipf 0.99 over {KEYS} keys, in {}, output {offset} B into a page: get_batch p50 {} us, plain gather p50 {} us, ratio {:.2}; gather of rows spaced as blocks p50 {} us, ratio {:.2}; plain gather through a minimal index p50 {} us, ratio {:.2}; gather of page-aligned rows {APART} B apart p50 {} us, ratio {:.2} (huge pages: {})",
         dir.display(),

@@ -118,8 +118,8 @@ pub fn stride(c: u64) -> u64 {
 
 /// How many blocks of class `c` fit in one slab.
 pub fn per_slab(c: u64) -> u64 {
-    match (c as usize).checked_sub(COUNT) {
-        Some(i) => ALIGNED[i].0,
+    match body(c) {
+        Some(b) => ALIGNED[body_index(b)].0,
         None => SLAB_SIZE / size(c),
     }
 }

@@ -378,6 +378,39 @@ pub struct Entry<'a> {
     pub raw_tag: &'a [u8],
 }
 
+/// Pieces a value is copied in when its destination sits differently from
+/// it within a cache line.
+const SKEWED_PIECE: usize = 512;
+
+impl Entry<'_> {
+    /// Copies the value into `dst`, which must be as long (as with
+    /// `copy_from_slice`). Values of 1 KiB and more sit on their own
+    /// boundary in the segment, and one copy of the whole value is the
+    /// fast way when `dst` starts where it does within a cache line, as a
+    /// page-aligned buffer's rows do. Otherwise (a buffer 16 bytes into a
+    /// page, which is where a process's first large allocation lands), the
+    /// C library's copy of a whole 4 KiB value made `python_read.py`'s
+    /// 1000-row gather into `out` 1.09-1.27x as long as into a fresh
+    /// array, while copies of 512-byte pieces cost what aligned rows do.
+    #[inline]
+    pub fn copy_to(&self, dst: &mut [u8]) {
+        let src = self.value;
+        assert_eq!(
+            dst.len(),
+            src.len(),
+            "copy_to needs a destination as long as the value"
+        );
+        let skew = (dst.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize) % 64;
+        if skew == 0 || src.len() <= SKEWED_PIECE {
+            dst.copy_from_slice(src);
+            return;
+        }
+        for (d, s) in dst.chunks_mut(SKEWED_PIECE).zip(src.chunks(SKEWED_PIECE)) {
+            d.copy_from_slice(s);
+        }
+    }
+}
+
 /// Holds this thread's epoch pin for a scope, released even on unwind.
 struct EpochScope<'a> {
     inner: &'a Inner,
