@@ -464,3 +464,25 @@ fn four_kib_rows_fill_the_arena_with_little_waste() {
     let rep = seg.check().unwrap();
     assert!(rep.is_clean(), "{:?}", rep.violations);
 }
+
+#[test]
+fn batch_entries_copy_out_whole_at_any_offset() {
+    let dir = ShmDir::new("copyto");
+    let seg = dir.create("s", 64 * MIB);
+    let no = PutOptions::default();
+    for (k, n) in [(0u64, 4096usize), (1, 3000), (2, 100), (3, 8192)] {
+        seg.put(format!("c{k}").as_bytes(), &make_value(k, 1, n), &no)
+            .unwrap();
+    }
+    let mut buf = vec![0u8; 8192 + 4096 + 256];
+    let base = buf.as_ptr().align_offset(4096);
+    for off in [0usize, 8, 16, 64, 200] {
+        for (k, n) in [(0u64, 4096usize), (1, 3000), (2, 100), (3, 8192)] {
+            let dst = &mut buf[base + off..base + off + n];
+            dst.fill(0);
+            seg.get_batch(&[format!("c{k}")], |_, e| e.unwrap().copy_to(dst))
+                .unwrap();
+            assert!(*dst == make_value(k, 1, n)[..], "{n} bytes at offset {off}");
+        }
+    }
+}
