@@ -44,6 +44,9 @@ impl Segment {
         let mut rep = CheckReport::default();
         let mut bad = |s: String| rep.violations.push(s);
         let mut all_live_blocks = HashSet::new();
+        if let Err(reason) = crate::segment::verify_checksum(r) {
+            bad(format!("header: {reason}"));
+        }
 
         for sh in 0..l.shard_count {
             let base = l.shard_off(sh);
@@ -169,8 +172,15 @@ impl Segment {
                 };
                 for off in blocks {
                     if !linked.contains(&off) && !limbo.contains(&off) {
-                        let state = Header::read(r, off).map(|h| h.state());
-                        bad(format!("block {off:#x} (state {state:?}) is allocated but neither linked nor retired: leaked"));
+                        let state = match Header::read(r, off).map(|h| h.state()) {
+                            Some(block::FREE) => "free",
+                            Some(block::WRITING) => "being written",
+                            Some(block::SEALED) => "sealed",
+                            Some(block::RETIRED) => "retired",
+                            Some(_) => "of an unknown state",
+                            None => "with an unreadable header",
+                        };
+                        bad(format!("block {off:#x} ({state}) is allocated but neither linked nor retired: leaked"));
                     }
                     all_live_blocks.insert(off);
                 }

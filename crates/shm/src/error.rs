@@ -41,6 +41,14 @@ pub enum Error {
     )]
     Incompatible { path: PathBuf, reason: String },
 
+    #[error(
+        "segment {} {reason}: refusing to use it, since whoever can write it could feed this \
+         process data or read what it stores; `strata drop` it if it is not yours, or attach \
+         with trust_foreign (`--trust-foreign`) to share a segment between users on purpose",
+        path.display()
+    )]
+    Foreign { path: PathBuf, reason: String },
+
     #[error("segment {} is not ready: its creator did not finish setting it up; `strata drop` it", path.display())]
     NotReady { path: PathBuf },
 

@@ -4,7 +4,7 @@
 //! `docs/design/l0-segment.md` specifies the same thing in prose.
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"STRATAL0");
-pub const LAYOUT_VERSION: u64 = 3;
+pub const LAYOUT_VERSION: u64 = 4;
 
 pub const KIB: u64 = 1024;
 pub const MIB: u64 = 1024 * KIB;
@@ -84,6 +84,10 @@ pub mod hdr {
     pub const SLOT_HIGH_WATER: u64 = 192;
     pub const PIN_HIGH_WATER: u64 = 200;
     pub const SKETCH_OPS: u64 = 208;
+    /// The janitor lease: the slot token of the thread doing housekeeping.
+    pub const JANITOR: u64 = 216;
+    /// A checksum of the fields fixed at creation (0..CREATED_MS).
+    pub const CHECKSUM: u64 = 224;
     /// Global epoch, alone on its 128-byte line.
     pub const EPOCH: u64 = 256;
     /// Hit and miss counts of reader slots that have been released.
@@ -130,11 +134,24 @@ pub mod shard {
     pub const LIMBO_TAIL: u64 = 392;
     pub const SWEEP_CURSOR: u64 = 400;
     pub const LARGE_HAND: u64 = 408;
+    /// Where the next slab reassignment starts looking for a victim.
+    pub const REASSIGN_HAND: u64 = 416;
+    /// Slabs this shard's writers emptied for another class (a counter).
+    pub const REASSIGNS: u64 = 336;
     /// Per size class: 1 + the slab to allocate from next (0: none).
     pub const ALLOC_HINT: u64 = 512;
     /// Per size class: the clock hand, as slab << 20 | block.
     pub const CLOCK_HAND: u64 = 1024;
+    /// Per size class: evictions of its own blocks since it last grew.
+    pub const CLASS_EVICTIONS: u64 = 1536;
 }
+
+// The per-class arrays of a shard header stay clear of each other and of
+// the limbo ring.
+const _: () = assert!(shard::ALLOC_HINT + 8 * crate::classes::TOTAL as u64 <= shard::CLOCK_HAND);
+const _: () =
+    assert!(shard::CLOCK_HAND + 8 * crate::classes::TOTAL as u64 <= shard::CLASS_EVICTIONS);
+const _: () = assert!(shard::CLASS_EVICTIONS + 8 * crate::classes::TOTAL as u64 <= LIMBO_OFFSET);
 
 /// Slab table entry fields.
 pub mod slab {

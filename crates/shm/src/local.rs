@@ -102,6 +102,7 @@ fn claim(inner: &Inner, gen: u64) -> Result<Rc<ThreadSlot>> {
     // During thread teardown the registry may be gone; the slot then lives
     // only as long as this call's caller holds it.
     let _ = SLOTS.try_with(|v| v.borrow_mut().push(slot.clone()));
+    inner.ensure_janitor();
     Ok(slot)
 }
 

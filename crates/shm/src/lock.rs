@@ -56,6 +56,24 @@ impl ShardLock {
         }
     }
 
+    /// Takes the lock only if that needs no wait: it is free, or its
+    /// holder is dead (then taken over). None if a live holder has it.
+    pub fn try_lock<W: Words>(
+        &self,
+        w: &W,
+        token: u64,
+        is_alive: impl Fn(u64) -> bool,
+    ) -> Option<Acquired> {
+        match w.compare_exchange(self.word, 0, token) {
+            Ok(_) => Some(Acquired::Clean),
+            Err(cur) if !is_alive(cur) => w
+                .compare_exchange(self.word, cur, token)
+                .ok()
+                .map(|_| Acquired::FromDead(cur)),
+            Err(_) => None,
+        }
+    }
+
     /// Releases the lock if `token` still holds it. A stale owner whose
     /// lock was taken over releases nothing.
     pub fn unlock<W: Words>(&self, w: &W, token: u64) -> bool {

@@ -25,7 +25,15 @@ pub struct MaintainReport {
 const SWEEP_SLOTS: u64 = 8192;
 
 impl Segment {
+    /// Does all the housekeeping once: reaps dead processes' reader slots,
+    /// views and shard locks, sweeps a slice of every shard for expired
+    /// entries, and reclaims what is safe. The janitor thread does this on
+    /// its own (`SegmentOptions::janitor`); calling it is never required.
     pub fn maintain(&self) -> Result<MaintainReport> {
+        self.maintain_with(SWEEP_SLOTS)
+    }
+
+    pub(crate) fn maintain_with(&self, sweep_slots: u64) -> Result<MaintainReport> {
         let inner = &*self.inner;
         let r = &*inner.region;
         let l = inner.layout;
@@ -39,14 +47,7 @@ impl Segment {
                 rep.reaped_slots += 1;
             }
         }
-        let pages = r
-            .load(hdr::PIN_HIGH_WATER, Acquire)
-            .min(inner.pin_pages.count);
-        for p in 0..pages {
-            if inner.pin_pages.reap(r, &live, p) {
-                rep.reaped_pin_pages += 1;
-            }
-        }
+        rep.reaped_pin_pages = inner.reap_dead_pins(&ts);
         for sh in 0..l.shard_count {
             let holder = inner.shard_lock(sh).holder(r);
             if holder != 0 && !inner.slots.is_alive(r, &live, holder, ts.idx) {
@@ -57,7 +58,7 @@ impl Segment {
             let total = l.buckets_per_shard * SLOTS_PER_BUCKET;
             let base = l.shard_off(sh);
             let cursor = r.load(base + shard::SWEEP_CURSOR, Relaxed) % total;
-            for k in 0..SWEEP_SLOTS.min(total) {
+            for k in 0..sweep_slots.min(total) {
                 let i = (cursor + k) % total;
                 let (b, s) = (i / SLOTS_PER_BUCKET, i % SLOTS_PER_BUCKET);
                 let slot = l.bucket_off(sh, b) + s * 8;
@@ -79,7 +80,7 @@ impl Segment {
             }
             r.store(
                 base + shard::SWEEP_CURSOR,
-                (cursor + SWEEP_SLOTS) % total,
+                (cursor + sweep_slots.min(total)) % total,
                 Relaxed,
             );
             rep.freed_blocks += inner.reclaim(&ts, sh, true);

@@ -61,6 +61,19 @@ pub struct SegmentOptions {
     pub huge_pages: bool,
     /// Reports the progress of creation, for a progress bar.
     pub on_progress: Option<ProgressHook>,
+    /// Whether this handle takes part in housekeeping: a background
+    /// thread, started on first use, that competes for the segment's
+    /// janitor lease and, while it holds it, reaps dead processes' slots
+    /// and views, sweeps expired entries and reclaims (see
+    /// [`crate::Segment::maintain`]). On by default; short-lived tools
+    /// turn it off.
+    pub janitor: bool,
+    /// Attach to a segment file that another user owns, or that others
+    /// may write. Off by default: such a file could have been planted to
+    /// feed this process data, or to read what it writes. Turn it on only
+    /// for deliberate sharing between users, where the file's group and
+    /// mode then govern who may read and write it.
+    pub trust_foreign: bool,
 }
 
 impl std::fmt::Debug for SegmentOptions {
@@ -70,6 +83,8 @@ impl std::fmt::Debug for SegmentOptions {
             .field("max_entries", &self.max_entries)
             .field("dir", &self.dir)
             .field("huge_pages", &self.huge_pages)
+            .field("janitor", &self.janitor)
+            .field("trust_foreign", &self.trust_foreign)
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +108,8 @@ impl Default for SegmentOptions {
             ready_timeout: Duration::from_secs(5),
             huge_pages: true,
             on_progress: None,
+            janitor: true,
+            trust_foreign: false,
         }
     }
 }
@@ -124,6 +141,14 @@ impl SegmentOptions {
     }
     pub fn huge_pages(mut self, on: bool) -> Self {
         self.huge_pages = on;
+        self
+    }
+    pub fn janitor(mut self, on: bool) -> Self {
+        self.janitor = on;
+        self
+    }
+    pub fn trust_foreign(mut self, on: bool) -> Self {
+        self.trust_foreign = on;
         self
     }
     pub fn on_progress(mut self, hook: ProgressHook) -> Self {

@@ -8,7 +8,7 @@ use crate::layout::{shard, LIMBO_CAPACITY, LIMBO_ENTRY, LIMBO_OFFSET};
 use crate::local::ThreadSlot;
 use crate::mem::Words;
 use crate::segment::Inner;
-use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
 /// Reclaim opportunistically once this many blocks wait in a limbo.
@@ -145,7 +145,22 @@ impl Inner {
         }
     }
 
+    /// Clears the pin pages of dead processes, so that what their views
+    /// held can be reclaimed.
+    pub(crate) fn reap_dead_pins(&self, ts: &ThreadSlot) -> u64 {
+        let r = &*self.region;
+        let live = ts.live();
+        let pages = r
+            .load(crate::layout::hdr::PIN_HIGH_WATER, Acquire)
+            .min(self.pin_pages.count);
+        (0..pages)
+            .filter(|&p| self.pin_pages.reap(r, &live, p))
+            .count() as u64
+    }
+
     /// Frees what is safe in the shard's limbo. Caller holds the shard lock.
+    /// With `reap`, dead readers that hold the epoch back, and dead
+    /// processes' views that hold a block, are reaped on the way.
     pub(crate) fn reclaim(&self, ts: &ThreadSlot, shard: u64, reap: bool) -> u64 {
         let r = &*self.region;
         self.advance(ts, reap);
@@ -161,7 +176,17 @@ impl Inner {
         if candidates.is_empty() {
             return 0;
         }
-        let pinned = self.pin_pages.pinned(r);
+        let mut pinned = self.pin_pages.pinned(r);
+        let held = |pinned: &[u64]| {
+            candidates.iter().any(|&i| {
+                pinned
+                    .binary_search(&r.load(self.limbo_entry(shard, i), Relaxed))
+                    .is_ok()
+            })
+        };
+        if reap && held(&pinned) && self.reap_dead_pins(ts) > 0 {
+            pinned = self.pin_pages.pinned(r);
+        }
         let base = self.layout.shard_off(shard);
         let mut freed = 0;
         for i in candidates {

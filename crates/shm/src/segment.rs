@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 /// A handle on a shared-memory segment. Cheap to clone; every clone and
@@ -47,6 +47,10 @@ pub(crate) struct Inner {
     pub pins: Mutex<PinLocal>,
     pub closed: Arc<AtomicBool>,
     pub max_block: u64,
+    /// This handle, for the janitor thread to hold without keeping it alive.
+    pub me: Weak<Inner>,
+    /// The fork generation in which this process started its janitor thread.
+    pub janitor_gen: Mutex<Option<u64>>,
 }
 
 static NEXT_UID: AtomicU64 = AtomicU64::new(1);
@@ -82,6 +86,32 @@ pub fn segment_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("strata.{name}"))
 }
 
+/// Refuses a segment file that another user owns or that others may
+/// write: it could have been planted to feed this process data or to read
+/// what it stores.
+fn check_ownership(path: &Path, file: &File) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    let me = sys::effective_uid();
+    let reason = if meta.uid() != me {
+        format!(
+            "belongs to user {}, not to this process's user {me}",
+            meta.uid()
+        )
+    } else if meta.mode() & 0o022 != 0 {
+        format!(
+            "has mode {:o}, which lets other users write it",
+            meta.mode() & 0o777
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::Foreign {
+        path: path.to_path_buf(),
+        reason,
+    })
+}
+
 /// The header fields that restate the layout: written at creation, and
 /// required to match the recomputed layout on attach.
 fn layout_fields(lay: &Layout) -> [(u64, u64); 14] {
@@ -101,6 +131,34 @@ fn layout_fields(lay: &Layout) -> [(u64, u64); 14] {
         (hdr::OFF_BITMAPS, lay.bitmaps),
         (hdr::OFF_ARENA, lay.arena),
     ]
+}
+
+/// The checksum of a header's fields fixed at creation, as they stand in
+/// `r`: every word from the magic to the creation time but the state,
+/// which changes once after the checksum is written.
+fn checksum_of<W: Words>(r: &W) -> u64 {
+    let bytes: Vec<u8> = (hdr::MAGIC..=hdr::CREATED_MS)
+        .step_by(8)
+        .filter(|&off| off != hdr::STATE)
+        .flat_map(|off| r.load(off, Ordering::Acquire).to_le_bytes())
+        .collect();
+    xxhash_rust::xxh3::xxh3_64(&bytes)
+}
+
+/// Whether the header's fixed fields (the hash seed among them) are as
+/// they were written at creation. A changed seed would make every key
+/// unreachable while each entry still looked valid.
+pub(crate) fn verify_checksum<W: Words>(r: &W) -> std::result::Result<(), String> {
+    let want = r.load(hdr::CHECKSUM, Ordering::Acquire);
+    let got = checksum_of(r);
+    if want == got {
+        Ok(())
+    } else {
+        Err(format!(
+            "the header's checksum is {got:#x}, not the {want:#x} written at creation: \
+             its fixed fields (the hash seed, sizes or offsets) were overwritten"
+        ))
+    }
 }
 
 fn random_u64() -> u64 {
@@ -204,6 +262,7 @@ impl Segment {
         for (off, v) in layout_fields(&lay).into_iter().chain(fields) {
             region.store(off, v, Ordering::Relaxed);
         }
+        region.store(hdr::CHECKSUM, checksum_of(&region), Ordering::Relaxed);
         region.store(hdr::STATE, state::READY, Ordering::Release);
         let _ = sys::unlock_byte(file.as_raw_fd(), layout::CREATOR_LOCK);
         Ok(Segment::from_parts(
@@ -227,6 +286,9 @@ impl Segment {
                 },
                 _ => Error::io(&path, e),
             })?;
+        if !opts.trust_foreign {
+            check_ownership(&path, &file)?;
+        }
         let mut started = Instant::now();
         loop {
             match Self::attach(name, &path, &file, opts)? {
@@ -360,6 +422,7 @@ impl Segment {
                 "the index is larger than this build supports".into(),
             ));
         }
+        verify_checksum(&region).map_err(corrupt)?;
         let seed = get(hdr::SEED);
         let file = file.try_clone().map_err(|e| Error::io(path, e))?;
         Ok(Some(Segment::from_parts(
@@ -411,7 +474,7 @@ impl Segment {
         };
         let max_block = (lay.arena_bytes() / 2).max(crate::classes::MAX_CLASS_SIZE);
         Segment {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|me| Inner {
                 uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
                 name: name.to_string(),
                 path,
@@ -427,6 +490,8 @@ impl Segment {
                 pins: Mutex::new(PinLocal::new()),
                 closed: Arc::new(AtomicBool::new(false)),
                 max_block,
+                me: me.clone(),
+                janitor_gen: Mutex::new(None),
             }),
         }
     }

@@ -37,6 +37,8 @@ pub struct Stats {
     pub rejections: u64,
     /// Shards rebuilt after their writer died.
     pub repairs: u64,
+    /// Slabs emptied to give their space to another size class.
+    pub slab_reassigns: u64,
     /// Reader slots with an owner recorded.
     pub reader_slots_attached: u64,
     /// Of those, the ones whose owner is alive.
@@ -48,7 +50,7 @@ pub struct Stats {
 impl Stats {
     /// Every figure with its name, in one order: what the command line's
     /// JSON and the Python `stats()` dict report.
-    pub fn fields(&self) -> [(&'static str, u64); 21] {
+    pub fn fields(&self) -> [(&'static str, u64); 22] {
         [
             ("entries", self.entries),
             ("max_entries", self.max_entries),
@@ -67,6 +69,7 @@ impl Stats {
             ("expirations", self.expirations),
             ("rejections", self.rejections),
             ("repairs", self.repairs),
+            ("slab_reassigns", self.slab_reassigns),
             ("reader_slots_attached", self.reader_slots_attached),
             ("reader_slots_live", self.reader_slots_live),
             ("global_epoch", self.global_epoch),
@@ -105,6 +108,7 @@ impl Segment {
             st.expirations += g(shard::EXPIRATIONS);
             st.rejections += g(shard::REJECTIONS);
             st.repairs += g(shard::REPAIRS);
+            st.slab_reassigns += g(shard::REASSIGNS);
         }
         let high = r.load(hdr::SLOT_HIGH_WATER, Acquire).min(inner.slots.count);
         for idx in 0..high {

@@ -15,6 +15,7 @@ use crate::lock::Acquired;
 use crate::mem::Words;
 use crate::options::{EvictReason, Evicted, PutOptions, PutOutcome};
 use crate::read::Found;
+use crate::rebalance::Reassigned;
 use crate::reclaim::{Backoff, RECLAIM_BATCH};
 use crate::segment::{Inner, Segment};
 use crate::tag::TypeTag;
@@ -26,6 +27,17 @@ pub(crate) struct ShardGuard<'a> {
     inner: &'a Inner,
     token: u64,
     shard: u64,
+}
+
+impl<'a> ShardGuard<'a> {
+    /// A guard for a lock that `token` has just taken.
+    pub(crate) fn new(inner: &'a Inner, token: u64, shard: u64) -> Self {
+        ShardGuard {
+            inner,
+            token,
+            shard,
+        }
+    }
 }
 
 impl Drop for ShardGuard<'_> {
@@ -46,6 +58,10 @@ enum Target {
     /// before the commit point.
     Displace(Found, Removal),
 }
+
+/// Slab reassignments one allocation may make (another writer can take
+/// a freed slab first).
+const MAX_REASSIGNS: u32 = 4;
 
 /// Evictions allowed ahead of reclamation before a writer waits instead.
 const EVICT_AHEAD: u32 = 8;
@@ -72,11 +88,7 @@ impl Inner {
         let live = ts.live();
         let lock = self.shard_lock(shard);
         let got = lock.lock(r, ts.token, |t| self.slots.is_alive(r, &live, t, ts.idx));
-        let guard = ShardGuard {
-            inner: self,
-            token: ts.token,
-            shard,
-        };
+        let guard = ShardGuard::new(self, ts.token, shard);
         if let Acquired::FromDead(_) = got {
             self.repair_shard(shard);
         }
@@ -138,6 +150,7 @@ impl Inner {
         // Evicted blocks not yet reclaimed: past a few, wait for readers
         // rather than evict more entries for space that is on its way.
         let mut pending = 0u32;
+        let mut reassigns = 0u32;
         loop {
             let got = if class == classes::LARGE {
                 self.take_run(shard, need)
@@ -147,7 +160,9 @@ impl Inner {
             if let Some(b) = got {
                 return Ok(Some(b));
             }
-            if self.reclaim(ts, shard, backoff.waited()) > 0 {
+            // Space is short: reap dead readers and dead processes' views
+            // before evicting live entries.
+            if self.reclaim(ts, shard, true) > 0 {
                 pending = 0;
                 continue;
             }
@@ -157,6 +172,12 @@ impl Inner {
             } else {
                 None
             };
+            if victim.is_some()
+                && class != classes::LARGE
+                && self.rebalance_into(ts, shard, class)?
+            {
+                continue;
+            }
             match victim {
                 Some((slot, hdr)) => {
                     let r = &*self.region;
@@ -179,6 +200,21 @@ impl Inner {
                     };
                     self.remove_entry(ts, shard, &f, why);
                     pending += 1;
+                }
+                // Nothing of this class to evict here: empty a slab (or a
+                // window of slabs) of another class and take it over.
+                None if pending == 0 && reassigns < MAX_REASSIGNS => {
+                    reassigns += 1;
+                    let slabs = if class == classes::LARGE {
+                        need.div_ceil(layout::SLAB_SIZE)
+                    } else {
+                        1
+                    };
+                    match self.reassign(ts, shard, class, slabs, candidate.take(), None)? {
+                        Reassigned::Freed => {}
+                        Reassigned::NotAdmitted => return Ok(None),
+                        Reassigned::Nothing => reassigns = MAX_REASSIGNS,
+                    }
                 }
                 None if pending == 0 && self.limbo_len(shard) == 0 => {
                     return Err(Error::Full(if class == classes::LARGE {

@@ -5,7 +5,7 @@ mod common;
 use common::{ShmDir, MIB};
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
-use strata_shm::{Error, Segment};
+use strata_shm::{Error, PutOptions, Segment};
 
 fn open_fast(dir: &ShmDir, name: &str) -> Result<Segment, Error> {
     let mut o = dir.opts(0);
@@ -130,4 +130,51 @@ fn a_small_shm_gives_advice_not_sigbus() {
         .unwrap();
     drop(a);
     let _ = std::process::Command::new("umount").arg(&mnt).status();
+}
+
+#[test]
+fn a_file_others_may_write_is_refused_unless_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = ShmDir::new("foreign");
+    let seg = dir.create("s", 16 * MIB);
+    seg.put(b"k", b"v", &PutOptions::default()).unwrap();
+    let mode = std::fs::metadata(seg.path()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "created private");
+    std::fs::set_permissions(seg.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    match Segment::open("s", &dir.opts(16 * MIB)) {
+        Err(Error::Foreign { reason, .. }) => assert!(reason.contains("666"), "{reason}"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("attached to a world-writable segment"),
+    }
+    let err = Segment::open_or_create("s", &dir.opts(16 * MIB))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("trust_foreign"), "{err}");
+    let trusted = Segment::open("s", &dir.opts(16 * MIB).trust_foreign(true)).unwrap();
+    assert_eq!(&*trusted.get(b"k").unwrap().unwrap(), b"v");
+}
+
+#[test]
+fn an_overwritten_hash_seed_is_detected() {
+    let dir = ShmDir::new("seed");
+    let seg = dir.create("s", 16 * MIB);
+    seg.put(b"k", b"v", &PutOptions::default()).unwrap();
+    assert!(seg.check().unwrap().is_clean());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(seg.path())
+        .unwrap();
+    // The seed is the header word at byte 48.
+    f.write_all_at(&0x1234_5678u64.to_le_bytes(), 48).unwrap();
+    let rep = seg.check().unwrap();
+    assert!(
+        rep.violations.iter().any(|v| v.contains("checksum")),
+        "{:?}",
+        rep.violations
+    );
+    match Segment::open("s", &dir.opts(16 * MIB)) {
+        Err(Error::Corrupt { reason, .. }) => assert!(reason.contains("seed"), "{reason}"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("attached to a segment with a changed seed"),
+    }
 }

@@ -257,6 +257,46 @@ fn lock_takeover_vs_late_unlock() {
     });
 }
 
+/// Slab reassignment across shards: two writers, each holding its own
+/// shard's lock, try each other's at once. Neither waits (so they cannot
+/// deadlock), and a shard is never entered by both: what one writes under
+/// a lock, the other reads back unchanged under the same lock.
+#[test]
+fn cross_shard_try_lock_never_waits_nor_shares() {
+    model(|| {
+        let w = LoomWords::new(16);
+        let lock = |base: u64| ShardLock {
+            word: base,
+            seq: base + 8,
+            waiters: base + 16,
+            spins: 1,
+        };
+        let (a, b) = (lock(0), lock(32));
+        // A word of data per shard, written only under its lock.
+        let (data_a, data_b) = (64, 72);
+        let writer = |w: LoomWords, own: ShardLock, other: ShardLock, mine: u64, theirs: u64| {
+            let token = own.word + 1;
+            assert_eq!(own.lock(&w, token, |_| true), Acquired::Clean);
+            w.store(mine, token, Relaxed);
+            if let Some(got) = other.try_lock(&w, token, |_| true) {
+                assert_eq!(got, Acquired::Clean);
+                w.store(theirs, token, Relaxed);
+                assert_eq!(w.load(theirs, Relaxed), token);
+                assert!(other.unlock(&w, token));
+            }
+            // Nobody entered this shard while it was held.
+            assert_eq!(w.load(mine, Relaxed), token);
+            assert!(own.unlock(&w, token));
+        };
+        let w2 = w.clone();
+        let t = thread::spawn(move || writer(w2, b, a, data_b, data_a));
+        writer(w.clone(), a, b, data_a, data_b);
+        t.join().unwrap();
+        assert_eq!(a.holder(&w), 0);
+        assert_eq!(b.holder(&w), 0);
+    });
+}
+
 /// Put vs get on one index slot: a reader that sees the published word
 /// sees the sealed block and all of its bytes.
 #[test]

@@ -21,7 +21,8 @@ fn until(secs: u64) -> Instant {
 fn child_entry() {
     let Some(role) = role() else { return };
     let dir = std::env::var("SEG_DIR").unwrap();
-    let seg = Segment::open("s", &opts(&dir)).unwrap();
+    let janitor = env_u64("JANITOR", 1) == 1;
+    let seg = Segment::open("s", &opts(&dir).janitor(janitor)).unwrap();
     let secs = env_u64("SECS", 2);
     let seed = env_u64("SEED", 1);
     let keys = env_u64("KEYS", 64);
@@ -117,6 +118,22 @@ fn child_entry() {
             }
             println!("\nRESULT {bad}");
         }
+        "viewer" => {
+            // Holds a view of "big"; with a janitor, waits until this
+            // process's janitor holds the lease (it is the only one that
+            // competes for it), then idles until killed.
+            let _view = seg.get_view(b"big").unwrap().unwrap();
+            while janitor && seg.janitor_token() == 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            println!("READY {}", seg.janitor_token());
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        "idle" => {
+            assert!(seg.get(b"big").unwrap().is_some());
+            println!("READY");
+            std::thread::sleep(Duration::from_secs(60));
+        }
         other => panic!("unknown role {other}"),
     }
     std::process::exit(0);
@@ -169,6 +186,77 @@ fn no_torn_reads_across_processes() {
     assert_eq!(st.limbo_bytes, 0, "{st:?}");
 }
 
+/// Waits for a child's "READY" line and returns what follows it.
+fn ready(c: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let out = c.stdout.as_mut().unwrap();
+    let mut lines = std::io::BufReader::new(out).lines();
+    loop {
+        let line = lines.next().expect("child exited before READY").unwrap();
+        // libtest's "test child_entry ... " may open the line.
+        if let Some(at) = line.find("READY") {
+            return line[at + 5..].trim().to_string();
+        }
+    }
+}
+
+/// Polls until the segment reports no pinned bytes, for up to `secs`.
+/// Nothing here calls `maintain`: only the janitor can release them.
+fn pins_released_within(seg: &Segment, secs: u64) -> bool {
+    let end = until(secs);
+    while Instant::now() < end {
+        if seg.stats().unwrap().pinned_bytes == 0 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_killed_viewers_pins_are_released_without_maintain() {
+    let dir = ShmDir::new("reap");
+    let seg = dir.create("s", 64 * MIB);
+    seg.put(b"big", &vec![1u8; 4 << 20], &PutOptions::default())
+        .unwrap();
+    let env = vec![
+        ("SEG_DIR", dir.path.display().to_string()),
+        ("JANITOR", "0".to_string()),
+    ];
+    let mut viewer = spawn_role("viewer", &env);
+    ready(&mut viewer);
+    assert!(seg.stats().unwrap().pinned_bytes >= 4 << 20);
+    kill9(&mut viewer);
+    // This process's janitor thread (started by its first use of the
+    // segment) reaps the dead viewer's pin page.
+    assert!(pins_released_within(&seg, 5), "{:?}", seg.stats().unwrap());
+}
+
+#[test]
+fn the_janitor_lease_passes_on_when_its_process_is_killed() {
+    let dir = ShmDir::new("lease");
+    let seg = Segment::create("s", &dir.opts(64 * MIB).janitor(false)).unwrap();
+    seg.put(b"big", &vec![1u8; 4 << 20], &PutOptions::default())
+        .unwrap();
+    let env = vec![("SEG_DIR", dir.path.display().to_string())];
+    // The viewer's janitor takes the lease (nobody else competes yet)...
+    let mut viewer = spawn_role("viewer", &env);
+    let first: u64 = ready(&mut viewer).parse().unwrap();
+    assert_ne!(first, 0);
+    let mut idle = spawn_role("idle", &env);
+    ready(&mut idle);
+    // ...and dies holding it and a view: the other process's janitor
+    // takes the lease over and releases the view.
+    kill9(&mut viewer);
+    let released = pins_released_within(&seg, 5);
+    let now = seg.janitor_token();
+    let alive = seg.janitor_alive().unwrap();
+    kill9(&mut idle);
+    assert!(released, "{:?}", seg.stats().unwrap());
+    assert_ne!(now, first, "the lease moved to the surviving process");
+    assert!(alive);
+}
+
 fn kill9(c: &mut std::process::Child) {
     // Child::kill sends SIGKILL.
     let _ = c.kill();
@@ -178,7 +266,9 @@ fn kill9(c: &mut std::process::Child) {
 #[test]
 fn kill_dash_nine_anywhere_costs_nothing_lasting() {
     let dir = ShmDir::new("chaos");
-    let seg = dir.create("s", 64 * MIB);
+    // No janitor here, so that the slots counted at the end are exactly
+    // this thread's; the children's janitors compete for the lease.
+    let seg = Segment::create("s", &dir.opts(64 * MIB).janitor(false)).unwrap();
     let secs = env_u64("STRATA_CHAOS_SECONDS", 6);
     let base_env = |seed: u64, secs: u64| {
         vec![
@@ -201,6 +291,7 @@ fn kill_dash_nine_anywhere_costs_nothing_lasting() {
         "after_publish",
         "holding_lock",
         "holding_pin",
+        "mid_reassign",
     ];
     while Instant::now() < end {
         seed += 1;

@@ -104,6 +104,12 @@ pub fn kill_self() -> ! {
 }
 
 /// Unlinks a path; missing is not an error for the caller to handle here.
+/// The effective user id of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid takes no arguments, touches no memory and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 pub fn unlink(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
 }
