@@ -1,32 +1,75 @@
-//! The segment commands: init, drop, set, get, del, status.
+//! The segment commands: init, drop, set, get, del, list, keys, ttl,
+//! expire, persist, status.
 
 use anyhow::{bail, Context, Result};
-use std::io::{IsTerminal, Read, Write};
-use std::path::Path;
+use std::io::{BufWriter, IsTerminal, Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use strata_shm::{format_size, parse_size, PutOptions, Segment, SegmentOptions, Stats};
+use std::time::Duration;
+use strata_shm::{format_size, PutOptions, Segment, SegmentOptions, Stats};
 
 pub const NOT_FOUND: u8 = 1;
 /// The size `strata init` gives a new segment unless told otherwise.
-pub const DEFAULT_MEMORY: &str = "1GiB";
+pub const DEFAULT_MEMORY: u64 = 1 << 30;
 
-fn opts(dir: &Path) -> SegmentOptions {
-    SegmentOptions::default().dir(dir)
+/// What every command needs: where segments live, and whether foreign
+/// ones may be attached.
+pub struct Ctx {
+    pub dir: PathBuf,
+    pub trust_foreign: bool,
 }
 
-fn open(dir: &Path, name: &str) -> Result<Segment> {
-    Segment::open(name, &opts(dir)).with_context(|| format!("cannot attach to segment {name:?}"))
+impl Ctx {
+    /// Options for a short-lived command: no janitor thread, since the
+    /// process exits long before its first round.
+    fn opts(&self) -> SegmentOptions {
+        SegmentOptions::default()
+            .dir(&self.dir)
+            .janitor(false)
+            .trust_foreign(self.trust_foreign)
+    }
+
+    fn open(&self, name: &str) -> Result<Segment> {
+        Segment::open(name, &self.opts())
+            .with_context(|| format!("cannot attach to segment {name:?}"))
+    }
+}
+
+/// Whether the error is a write into a pipe whose reader has gone
+/// (`strata keys | head`): not worth a message.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The error and its causes on one line, each said once: a cause whose
+/// text its parent already contains is left out.
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 pub fn init(
-    dir: &Path,
+    ctx: &Ctx,
     name: &str,
-    memory: Option<&str>,
+    memory: Option<u64>,
     max_entries: Option<u64>,
     huge_pages: bool,
 ) -> Result<ExitCode> {
-    let size = parse_size(memory.unwrap_or(DEFAULT_MEMORY))?;
-    let mut o = opts(dir)
+    let size = memory.unwrap_or(DEFAULT_MEMORY);
+    let mut o = ctx
+        .opts()
         .memory(size)
         .huge_pages(huge_pages)
         .on_progress(crate::progress::creation(false));
@@ -41,14 +84,16 @@ pub fn init(
     if !created {
         // A segment's size and capacity are fixed at creation: say so
         // rather than let a user think the new figures took effect.
-        if let Some(kept) = seg.kept_settings(memory.map(|_| size), max_entries) {
+        if let Some(kept) = seg.kept_settings(memory, max_entries) {
             eprintln!(
                 "strata: segment {name:?} already exists and keeps {kept}; `strata drop -n {name}` first to recreate it"
             );
         }
     }
     let l = seg.layout();
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "{} segment {name:?} at {}: {} ({} for data), {} entries max, {} shards",
         if created {
             "created"
@@ -60,8 +105,15 @@ pub fn init(
         format_size(l.arena_bytes()),
         l.max_entries,
         l.shard_count,
-    );
-    println!("pages: {}", page_size(&seg));
+    )?;
+    writeln!(out, "pages: {}", page_size(&seg))?;
+    if created {
+        writeln!(
+            out,
+            "it stays in {} until `strata drop -n {name}` or a reboot",
+            ctx.dir.display()
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -74,29 +126,29 @@ fn page_size(seg: &Segment) -> &'static str {
     }
 }
 
-pub fn drop_segment(dir: &Path, name: &str) -> Result<ExitCode> {
-    if Segment::unlink(name, dir)? {
-        println!("dropped segment {name:?}");
+pub fn drop_segment(ctx: &Ctx, name: &str) -> Result<ExitCode> {
+    if Segment::unlink(name, &ctx.dir)? {
+        writeln!(std::io::stdout(), "dropped segment {name:?}")?;
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("strata: no segment {name:?} in {}", dir.display());
+        eprintln!("strata: no segment {name:?} in {}", ctx.dir.display());
         Ok(ExitCode::from(NOT_FOUND))
     }
 }
 
 /// Stores `value`, or the bytes of standard input when it is `None`.
 pub fn set(
-    dir: &Path,
+    ctx: &Ctx,
     name: &str,
     key: &str,
     value: Option<&str>,
-    ttl: Option<f64>,
+    ttl: Option<Duration>,
 ) -> Result<ExitCode> {
     let mut po = PutOptions::default();
-    if let Some(secs) = ttl {
-        po = po.ttl(strata_shm::ttl_from_secs(secs).context("--ttl")?);
+    if let Some(ttl) = ttl {
+        po = po.ttl(ttl);
     }
-    let seg = open(dir, name)?;
+    let seg = ctx.open(name)?;
     let input;
     let bytes = match value {
         Some(v) => v.as_bytes(),
@@ -123,8 +175,8 @@ pub fn set(
     }
 }
 
-pub fn get(dir: &Path, name: &str, key: &str) -> Result<ExitCode> {
-    let seg = open(dir, name)?;
+pub fn get(ctx: &Ctx, name: &str, key: &str) -> Result<ExitCode> {
+    let seg = ctx.open(name)?;
     let value = seg.get(key.as_bytes())?.map(|v| v.to_vec());
     match value {
         Some(v) => {
@@ -141,8 +193,8 @@ pub fn get(dir: &Path, name: &str, key: &str) -> Result<ExitCode> {
     }
 }
 
-pub fn del(dir: &Path, name: &str, key: &str) -> Result<ExitCode> {
-    let seg = open(dir, name)?;
+pub fn del(ctx: &Ctx, name: &str, key: &str) -> Result<ExitCode> {
+    let seg = ctx.open(name)?;
     Ok(if seg.delete(key.as_bytes())? {
         ExitCode::SUCCESS
     } else {
@@ -158,10 +210,89 @@ pub fn stats_json(s: &Stats) -> serde_json::Value {
         .into()
 }
 
-pub fn status(dir: &Path, name: &str, json: bool, check: bool) -> Result<ExitCode> {
-    let seg = open(dir, name)?;
+/// One line per segment: name, size and entries (or why it cannot be
+/// attached).
+pub fn list(ctx: &Ctx, json: bool) -> Result<ExitCode> {
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for name in Segment::list(&ctx.dir)? {
+        let path = strata_shm::segment_path(&ctx.dir, &name);
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let seg = ctx.open(&name);
+        let entries = seg.as_ref().ok().map(|s| s.len());
+        if json {
+            let mut v = serde_json::json!({
+                "name": name,
+                "path": path.display().to_string(),
+                "memory_bytes": size,
+                "entries": entries,
+            });
+            if let Err(e) = &seg {
+                v["error"] = describe(e).into();
+            }
+            writeln!(out, "{v}")?;
+        } else {
+            let what = match (&seg, entries) {
+                (Ok(_), Some(n)) => format!("{n} entries"),
+                (Err(e), _) => format!("cannot attach: {}", e.root_cause()),
+                _ => String::new(),
+            };
+            writeln!(out, "{name}\t{}\t{what}", format_size(size))?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Streams the keys (those matching `pattern`), one per line.
+pub fn keys(ctx: &Ctx, name: &str, pattern: Option<&str>) -> Result<ExitCode> {
+    let seg = ctx.open(name)?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for key in seg.keys() {
+        if pattern.is_none_or(|p| strata_shm::glob_match(p.as_bytes(), &key)) {
+            out.write_all(&key)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn ttl(ctx: &Ctx, name: &str, key: &str) -> Result<ExitCode> {
+    let seg = ctx.open(name)?;
+    let expiry = match seg.peek(key.as_bytes())? {
+        Some(g) => g.expires_at_ms(),
+        None => return Ok(ExitCode::from(NOT_FOUND)),
+    };
+    let mut out = std::io::stdout().lock();
+    match expiry {
+        Some(at) => {
+            let left = at.saturating_sub(seg.now_ms());
+            writeln!(out, "{}.{:03}", left / 1000, left % 1000)?
+        }
+        None => writeln!(out, "-1")?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sets (`Some`) or removes (`None`) a key's time to live.
+pub fn expire(ctx: &Ctx, name: &str, key: &str, ttl: Option<Duration>) -> Result<ExitCode> {
+    let seg = ctx.open(name)?;
+    let found = match ttl {
+        Some(t) => seg.expire(key.as_bytes(), t)?,
+        None => seg.persist(key.as_bytes())?,
+    };
+    Ok(if found {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(NOT_FOUND)
+    })
+}
+
+pub fn status(ctx: &Ctx, name: &str, json: bool, check: bool) -> Result<ExitCode> {
+    let seg = ctx.open(name)?;
     let s = seg.stats()?;
     let report = if check { Some(seg.check()?) } else { None };
+    let mut out = std::io::stdout().lock();
     if json {
         let mut v = stats_json(&s);
         v["name"] = name.into();
@@ -170,7 +301,7 @@ pub fn status(dir: &Path, name: &str, json: bool, check: bool) -> Result<ExitCod
         if let Some(r) = &report {
             v["violations"] = r.violations.clone().into();
         }
-        println!("{v}");
+        writeln!(out, "{v}")?;
     } else {
         let pct = |a: u64, b: u64| {
             if b == 0 {
@@ -179,9 +310,10 @@ pub fn status(dir: &Path, name: &str, json: bool, check: bool) -> Result<ExitCod
                 100.0 * a as f64 / b as f64
             }
         };
-        println!("segment   {name} ({})", seg.path().display());
-        println!("entries   {} of {} max", s.entries, s.max_entries);
-        println!(
+        writeln!(out, "segment   {name} ({})", seg.path().display())?;
+        writeln!(out, "entries   {} of {} max", s.entries, s.max_entries)?;
+        writeln!(
+            out,
             "memory    {} total, {} for data: {} used, {} free, {} awaiting reclaim, {} pinned by views",
             format_size(s.memory_bytes),
             format_size(s.capacity_bytes),
@@ -189,29 +321,32 @@ pub fn status(dir: &Path, name: &str, json: bool, check: bool) -> Result<ExitCod
             format_size(s.free_bytes),
             format_size(s.limbo_bytes),
             format_size(s.pinned_bytes)
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "reads     {} hits, {} misses ({:.1}% hit ratio)",
             s.hits,
             s.misses,
             pct(s.hits, s.hits + s.misses)
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "writes    {} inserts, {} updates, {} deletes, {} evictions, {} expirations, {} rejected",
             s.inserts, s.updates, s.deletes, s.evictions, s.expirations, s.rejections
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "readers   {} slots attached, {} alive; epoch {}; {} shards; {} repairs",
             s.reader_slots_attached, s.reader_slots_live, s.global_epoch, s.shards, s.repairs
-        );
-        println!("pages     {}", page_size(&seg));
+        )?;
+        writeln!(out, "pages     {}", page_size(&seg))?;
         if let Some(r) = &report {
             if r.is_clean() {
-                println!("check     clean");
+                writeln!(out, "check     clean")?;
             } else {
-                println!("check     {} violations:", r.violations.len());
+                writeln!(out, "check     {} violations:", r.violations.len())?;
                 for v in &r.violations {
-                    println!("  {v}");
+                    writeln!(out, "  {v}")?;
                 }
             }
         }

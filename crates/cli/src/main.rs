@@ -1,7 +1,9 @@
 //! `strata`: create, inspect and exercise shared-memory caches.
 //!
-//! Exit codes: 0 success, 1 key not found (get, del), 2 bad usage,
-//! 3 any other error (the message says which and what to do).
+//! Exit codes: 0 success, 1 key or segment not found, 2 bad usage (an
+//! unknown command or an invalid argument), 3 any other error (the
+//! message says which and what to do). Output cut short by a closed pipe
+//! (`strata keys | head`) ends quietly with 0.
 
 mod bench;
 mod commands;
@@ -10,6 +12,7 @@ mod progress;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "strata", version, about = "A tiered, zero-copy cache for ML serving", long_about = None)]
@@ -22,6 +25,12 @@ struct Cli {
         default_value = "/dev/shm"
     )]
     dir: PathBuf,
+    /// Attach to segments that another user owns, or that others may
+    /// write. Refused by default, since such a file could have been
+    /// planted; for deliberate sharing between users, where the file's
+    /// group and mode govern access.
+    #[arg(long, global = true)]
+    trust_foreign: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,8 +38,26 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct NameArg {
     /// Name of the cache segment.
-    #[arg(long, short = 'n', env = "STRATA_NAME", default_value = "default")]
+    #[arg(long, short = 'n', env = "STRATA_NAME", default_value = "default",
+          value_parser = parse_name)]
     name: String,
+}
+
+fn parse_name(s: &str) -> Result<String, String> {
+    strata_shm::validate_name(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn parse_memory(s: &str) -> Result<u64, String> {
+    strata_shm::parse_size(s).map_err(|e| e.to_string())
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    strata_shm::ttl_from_secs(secs).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand)]
@@ -40,9 +67,10 @@ enum Command {
         #[command(flatten)]
         name: NameArg,
         /// Size of the segment, e.g. 512MiB or 4GiB [default: 1GiB]. An
-        /// existing segment keeps its size.
-        #[arg(long, short = 'm')]
-        memory: Option<String>,
+        /// existing segment keeps its size. Units: KiB, MiB, GiB, TiB (or
+        /// K, M, G, T) are powers of 1024; KB, MB, GB, TB powers of 1000.
+        #[arg(long, short = 'm', value_parser = parse_memory)]
+        memory: Option<u64>,
         /// Index capacity (default: one entry per 4 KiB of memory; each
         /// costs 144 bytes of index).
         #[arg(long)]
@@ -68,9 +96,9 @@ enum Command {
         value: Option<String>,
         #[command(flatten)]
         name: NameArg,
-        /// Time to live, in seconds.
-        #[arg(long)]
-        ttl: Option<f64>,
+        /// Time to live, in seconds (fractions allowed).
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<Duration>,
     },
     /// Print a value (exit 1 if absent). Its bytes are written exactly,
     /// with a newline added only on a terminal, so `strata get KEY > FILE`
@@ -83,6 +111,45 @@ enum Command {
     },
     /// Delete a key (exit 1 if absent).
     Del {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        name: NameArg,
+    },
+    /// List the segments in the directory, with their size and entries.
+    List {
+        /// One JSON object per segment, one per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the keys (one per line, as they come: nothing is buffered),
+    /// or those matching a Redis-style glob: `*`, `?`, `[a-z]`, `\*`.
+    Keys {
+        /// Only keys matching this pattern [default: *].
+        pattern: Option<String>,
+        #[command(flatten)]
+        name: NameArg,
+    },
+    /// Print a key's remaining time to live in seconds, or -1 if it has
+    /// none (exit 1 if the key is absent).
+    Ttl {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        name: NameArg,
+    },
+    /// Set a key's time to live, in seconds (exit 1 if the key is absent).
+    Expire {
+        /// The key.
+        key: String,
+        /// Seconds from now (fractions allowed).
+        #[arg(value_parser = parse_ttl)]
+        seconds: Duration,
+        #[command(flatten)]
+        name: NameArg,
+    },
+    /// Remove a key's time to live (exit 1 if the key is absent).
+    Persist {
         /// The key.
         key: String,
         #[command(flatten)]
@@ -109,38 +176,42 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let ctx = commands::Ctx {
+        dir: cli.dir,
+        trust_foreign: cli.trust_foreign,
+    };
     let result = match cli.command {
         Command::Init {
             name,
             memory,
             max_entries,
             no_huge_pages,
-        } => commands::init(
-            &cli.dir,
-            &name.name,
-            memory.as_deref(),
-            max_entries,
-            !no_huge_pages,
-        ),
-        Command::Drop { name } => commands::drop_segment(&cli.dir, &name.name),
+        } => commands::init(&ctx, &name.name, memory, max_entries, !no_huge_pages),
+        Command::Drop { name } => commands::drop_segment(&ctx, &name.name),
         Command::Set {
             key,
             value,
             name,
             ttl,
-        } => commands::set(&cli.dir, &name.name, &key, value.as_deref(), ttl),
-        Command::Get { key, name } => commands::get(&cli.dir, &name.name, &key),
-        Command::Del { key, name } => commands::del(&cli.dir, &name.name, &key),
-        Command::Status { name, json, check } => {
-            commands::status(&cli.dir, &name.name, json, check)
+        } => commands::set(&ctx, &name.name, &key, value.as_deref(), ttl),
+        Command::Get { key, name } => commands::get(&ctx, &name.name, &key),
+        Command::Del { key, name } => commands::del(&ctx, &name.name, &key),
+        Command::List { json } => commands::list(&ctx, json),
+        Command::Keys { pattern, name } => commands::keys(&ctx, &name.name, pattern.as_deref()),
+        Command::Ttl { key, name } => commands::ttl(&ctx, &name.name, &key),
+        Command::Expire { key, seconds, name } => {
+            commands::expire(&ctx, &name.name, &key, Some(seconds))
         }
-        Command::Bench(args) => bench::run(&cli.dir, &args),
-        Command::BenchWorker(args) => bench::worker(&cli.dir, &args),
+        Command::Persist { key, name } => commands::expire(&ctx, &name.name, &key, None),
+        Command::Status { name, json, check } => commands::status(&ctx, &name.name, json, check),
+        Command::Bench(args) => bench::run(&ctx.dir, &args),
+        Command::BenchWorker(args) => bench::worker(&ctx.dir, &args),
     };
     match result {
         Ok(code) => code,
+        Err(e) if commands::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("strata: {e:#}");
+            eprintln!("strata: {}", commands::describe(&e));
             ExitCode::from(3)
         }
     }

@@ -134,29 +134,48 @@ fn errors_are_clear() {
     let o = e.run(&["get", "k", "-n", "missing"]);
     assert_eq!(o.status.code(), Some(3));
     assert!(text(&o).contains("does not exist"), "{}", text(&o));
+    // Every invalid argument is bad usage: exit 2.
     let o = e.run(&["init", "-n", "bad/name"]);
-    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("invalid segment name"), "{}", text(&o));
     let o = e.run(&["init", "-n", "x", "--memory", "lots"]);
-    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("invalid size"), "{}", text(&o));
     assert!(e
         .run(&["init", "-n", "x", "--memory", "8MiB"])
         .status
         .success());
     let o = e.run(&["set", "k", "v", "--ttl", "-1", "-n", "x"]);
-    assert_ne!(o.status.code(), Some(0));
-    // Too long for a Duration: an error, not a panic.
-    let o = e.run(&["set", "k", "v", "--ttl", "1e300", "-n", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    // Longer than a segment stores: refused, not clamped.
+    for ttl in ["1e17", "1e300", "18446744073709551615"] {
+        let o = e.run(&["set", "k", "v", "--ttl", ttl, "-n", "x"]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            text(&o).contains("too long (at most 9223372036854775 seconds"),
+            "{}",
+            text(&o)
+        );
+    }
+    assert_eq!(e.run(&["get", "k", "-n", "x"]).status.code(), Some(1));
+    // An OS error is said once.
+    let o = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["--dir", "/etc/hostname", "get", "k"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(3));
-    assert!(text(&o).contains("too long"), "{}", text(&o));
+    let msg = text(&o);
+    assert_eq!(msg.matches("os error").count(), 1, "{msg}");
     assert_eq!(e.run(&["frobnicate"]).status.code(), Some(2));
 }
 
 #[test]
 fn every_command_has_help() {
     let e = Env::new();
-    for cmd in ["init", "drop", "set", "get", "del", "status", "bench"] {
+    for cmd in [
+        "init", "drop", "set", "get", "del", "list", "keys", "ttl", "expire", "persist", "status",
+        "bench",
+    ] {
         let o = e.run(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd} --help");
         assert!(text(&o).contains("Usage"), "{cmd}: {}", text(&o));
@@ -209,4 +228,142 @@ fn bench_json_has_the_promised_keys() {
     assert_eq!(v["uniform"]["peer_misses"], 0);
     // It cleaned up after itself.
     assert_eq!(std::fs::read_dir(&e.dir).unwrap().count(), 0);
+}
+
+#[test]
+fn keys_ttl_expire_persist_and_list() {
+    let e = Env::new();
+    assert!(e
+        .run(&["init", "-n", "k", "--memory", "16MiB"])
+        .status
+        .success());
+    for key in ["emb:1", "emb:2", "user:1"] {
+        assert!(e.run(&["set", key, "v", "-n", "k"]).status.success());
+    }
+    let o = e.run(&["keys", "-n", "k"]);
+    let mut all: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    all.sort();
+    assert_eq!(all, ["emb:1", "emb:2", "user:1"]);
+    let o = e.run(&["keys", "emb:[12]", "-n", "k"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+    let o = e.run(&["ttl", "emb:1", "-n", "k"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "-1");
+    assert_eq!(e.run(&["ttl", "nope", "-n", "k"]).status.code(), Some(1));
+    assert!(e
+        .run(&["expire", "emb:1", "100", "-n", "k"])
+        .status
+        .success());
+    let o = e.run(&["ttl", "emb:1", "-n", "k"]);
+    let left: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    assert!(left > 90.0 && left <= 100.0, "{left}");
+    assert!(e.run(&["persist", "emb:1", "-n", "k"]).status.success());
+    let o = e.run(&["ttl", "emb:1", "-n", "k"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "-1");
+    assert_eq!(
+        e.run(&["expire", "nope", "5", "-n", "k"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        e.run(&["expire", "emb:1", "0", "-n", "k"]).status.code(),
+        Some(2)
+    );
+    let o = e.run(&["list"]);
+    assert!(text(&o).contains("k\t16.0 MiB\t3 entries"), "{}", text(&o));
+    let o = e.run(&["list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["name"].as_str(), v["entries"].as_u64()),
+        (Some("k"), Some(3))
+    );
+}
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let e = Env::new();
+    assert!(e
+        .run(&["init", "-n", "p", "--memory", "64MiB"])
+        .status
+        .success());
+    let big = vec![7u8; 4 << 20];
+    assert!(e
+        .run_with_input(&["set", "big", "-n", "p"], &big)
+        .status
+        .success());
+    for args in [
+        vec!["get", "big", "-n", "p"],
+        vec!["status", "-n", "p"],
+        vec!["keys", "-n", "p"],
+    ] {
+        // A reader that takes nothing and goes away at once.
+        let mut child = e
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        assert!(o.stderr.is_empty(), "{args:?}: {}", text(&o));
+    }
+}
+
+/// Runs the `strata` binary as user `nobody` (through setpriv), or None
+/// where this machine cannot.
+fn as_nobody(e: &Env, args: &[&str]) -> Option<Output> {
+    let uid = "65534";
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let o = Command::new(setpriv)
+        .args(["--reuid", uid, "--regid", uid, "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_strata"))
+        .arg("--dir")
+        .arg(&e.dir)
+        .args(args)
+        .output()
+        .ok()?;
+    // Not root, or no such user: setpriv itself fails.
+    (o.status.code() != Some(127) && !text(&o).contains("setpriv:")).then_some(o)
+}
+
+#[test]
+fn a_segment_planted_by_another_user_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new();
+    // A directory anyone may create files in, as /dev/shm is.
+    std::fs::set_permissions(&e.dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    if !is_root() {
+        eprintln!("skipping: only root can run a command as nobody");
+        return;
+    }
+    let Some(o) = as_nobody(&e, &["init", "-n", "planted", "--memory", "8MiB"]) else {
+        eprintln!("skipping: setpriv cannot run a command as nobody here");
+        return;
+    };
+    assert!(o.status.success(), "{}", text(&o));
+    let o = as_nobody(&e, &["set", "k", "from-nobody", "-n", "planted"]).unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    for args in [
+        &["init", "-n", "planted"][..],
+        &["get", "k", "-n", "planted"][..],
+    ] {
+        let o = e.run(args);
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("belongs to user 65534"), "{}", text(&o));
+        assert!(text(&o).contains("--trust-foreign"), "{}", text(&o));
+    }
+    let o = e.run(&["--trust-foreign", "get", "k", "-n", "planted"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.stdout, b"from-nobody");
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }

@@ -47,6 +47,8 @@ pub struct Cache {
     memo: Memo,
     /// The `memo=` this object was opened with, for pickling.
     memo_asked: usize,
+    /// The `trust_foreign=` it was opened with, for pickling.
+    trust_foreign: bool,
 }
 
 impl Cache {
@@ -139,7 +141,7 @@ pub(crate) fn resolve<'py>(
 #[pymethods]
 impl Cache {
     #[new]
-    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0, max_entries = None, huge_pages = true))]
+    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0, max_entries = None, huge_pages = true, trust_foreign = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -147,14 +149,18 @@ impl Cache {
         memory: Option<&Bound<'_, PyAny>>,
         create: bool,
         dir: Option<PathBuf>,
-        memo: usize,
+        memo: i64,
         max_entries: Option<u64>,
         huge_pages: bool,
+        trust_foreign: bool,
     ) -> PyResult<Self> {
+        let memo = usize::try_from(memo)
+            .map_err(|_| PyValueError::new_err(format!("memo must be 0 or more, not {memo}")))?;
         let asked = memory_bytes(memory)?;
         let mut opts = SegmentOptions::default()
             .memory(asked)
-            .huge_pages(huge_pages);
+            .huge_pages(huge_pages)
+            .trust_foreign(trust_foreign);
         if let Some(dir) = dir {
             opts = opts.dir(dir);
         }
@@ -179,6 +185,7 @@ impl Cache {
         Ok(Cache {
             memo: Memo::new(memo, memo_bytes),
             memo_asked,
+            trust_foreign,
             path: seg.path().to_path_buf(),
             seg,
             open: AtomicBool::new(true),
@@ -198,7 +205,17 @@ impl Cache {
         let me = slf.borrow();
         me.seg()?;
         let dir = me.path.parent().map(PathBuf::from).unwrap_or_default();
-        let args = (me.name.clone(), py.None(), false, dir, me.memo_asked).into_pyobject(py)?;
+        let args = (
+            me.name.clone(),
+            py.None(),
+            false,
+            dir,
+            me.memo_asked,
+            py.None(),
+            true,
+            me.trust_foreign,
+        )
+            .into_pyobject(py)?;
         Ok((slf.get_type().into_any(), args))
     }
 
@@ -256,8 +273,10 @@ impl Cache {
         }
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
+    /// A closed cache cannot be entered: `with` on it raises StrataError.
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        slf.borrow().seg()?;
+        Ok(slf)
     }
 
     #[pyo3(signature = (*_args))]

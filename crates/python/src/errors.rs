@@ -57,6 +57,13 @@ create_exception!(
     "The segment is corrupt, truncated or was never finished by its creator."
 );
 
+create_exception!(
+    strata,
+    ForeignSegmentError,
+    StrataError,
+    "The segment file belongs to another user, or others may write it; pass trust_foreign=True only to share a cache between users on purpose."
+);
+
 /// Converts a segment error into the exception a caller can catch.
 pub fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
@@ -68,6 +75,7 @@ pub fn to_py(e: Error) -> PyErr {
         Error::ShmTooSmall { .. } => ShmTooSmallError::new_err(msg),
         Error::Incompatible { .. } => IncompatibleSegmentError::new_err(msg),
         Error::Corrupt { .. } | Error::NotReady { .. } => CorruptSegmentError::new_err(msg),
+        Error::Foreign { .. } => ForeignSegmentError::new_err(msg),
         Error::InvalidName { .. }
         | Error::InvalidSize { .. }
         | Error::InvalidConfig(_)
@@ -95,5 +103,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<IncompatibleSegmentError>(),
     )?;
     m.add("CorruptSegmentError", py.get_type::<CorruptSegmentError>())?;
+    m.add("ForeignSegmentError", py.get_type::<ForeignSegmentError>())?;
     Ok(())
 }

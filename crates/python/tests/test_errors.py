@@ -116,6 +116,8 @@ def test_bad_arguments(name):
         strata.Cache(name, memory="64MiB", max_entries=10)
     with pytest.raises((ValueError, OverflowError, TypeError)):
         strata.Cache(name, memory="64MiB", max_entries=-1)
+    with pytest.raises(ValueError, match="memo must be 0 or more"):
+        strata.Cache(name, memory="64MiB", memo=-1)
     assert name not in strata.segments(), "a refused cache leaves nothing behind"
 
 
@@ -127,7 +129,15 @@ def test_closed_cache_raises(name):
     c.close()
     with pytest.raises(strata.StrataError, match="closed"):
         c.get("k")
+    with pytest.raises(strata.StrataError, match="closed"):
+        with c:
+            pass
     assert view.tobytes() == b"v", "arrays outlive close()"
+
+
+def test_version_is_the_package_version():
+    parts = strata.__version__.split(".")
+    assert len(parts) == 3 and all(p.isdigit() for p in parts), strata.__version__
 
 
 def test_segments_lists_caches(name):

@@ -19,11 +19,12 @@ pub enum Error {
     AlreadyExists { name: String, path: PathBuf },
 
     #[error(
-        "{} has {available} bytes free but the segment needs {needed}; \
+        "{} has {} free but the segment needs {}; \
          make the shared-memory file system larger (docker: --shm-size=SIZE or --ipc=host; \
          Kubernetes: an emptyDir with medium: Memory and a sizeLimit; \
          a host: mount -o remount,size=SIZE {}) or ask for less memory",
-        dir.display(), dir.display()
+        dir.display(), crate::size::format_size(*available), crate::size::format_size(*needed),
+        dir.display()
     )]
     ShmTooSmall {
         dir: PathBuf,
@@ -58,7 +59,10 @@ pub enum Error {
     #[error("type tag of {len} bytes is too long (the limit is {max})")]
     TagTooLarge { len: usize, max: usize },
 
-    #[error("value of {len} bytes is too large for this segment (the limit is {max})")]
+    #[error(
+        "a value of {} is too large for this segment (the limit is {} bytes, {})",
+        crate::size::format_size(*len), max, crate::size::format_size(*max)
+    )]
     ValueTooLarge { len: u64, max: u64 },
 
     #[error("segment is full: {0}")]

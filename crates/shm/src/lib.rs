@@ -30,6 +30,7 @@ pub mod entry;
 pub mod epoch;
 mod error;
 mod failpoint;
+mod glob;
 mod hash;
 pub mod huge;
 mod janitor;
@@ -60,6 +61,7 @@ pub use block::MAX_KEY;
 pub use check::CheckReport;
 pub use clock::Clock;
 pub use error::{Error, Result};
+pub use glob::glob_match;
 pub use janitor::PERIOD as JANITOR_PERIOD;
 pub use keys::Keys;
 pub use maintain::MaintainReport;
@@ -71,8 +73,8 @@ pub fn fork_generation() -> u64 {
     mem::sys::fork_generation()
 }
 pub use options::{
-    default_dir, ttl_from_secs, EvictHook, EvictReason, Evicted, ProgressHook, PutOptions,
-    PutOutcome, SegmentOptions,
+    check_ttl, default_dir, ttl_from_secs, EvictHook, EvictReason, Evicted, ProgressHook,
+    PutOptions, PutOutcome, SegmentOptions, MAX_TTL,
 };
 pub use read::{Entry, Guard, View};
 pub use segment::{segment_path, validate_name, Segment};

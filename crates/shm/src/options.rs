@@ -157,20 +157,50 @@ impl SegmentOptions {
     }
 }
 
-/// A time to live given in seconds by a user: positive, finite, and no
-/// longer than a `Duration` holds.
+/// The longest time to live a segment stores: an expiry is a Unix time
+/// in milliseconds in 64 bits, and this leaves room to add it to any
+/// clock reading for the next 290 million years. Longer TTLs are refused,
+/// never cut short.
+pub const MAX_TTL: Duration = Duration::from_millis(u64::MAX / 2);
+
+/// Refuses a TTL that is zero or longer than [`MAX_TTL`].
+pub fn check_ttl(ttl: Duration) -> Result<()> {
+    if ttl.is_zero() {
+        return Err(Error::InvalidConfig("a TTL must be positive".into()));
+    }
+    if ttl > MAX_TTL {
+        return Err(Error::InvalidConfig(format!(
+            "a TTL of {} seconds is too long (at most {} seconds, about 290 million years)",
+            ttl.as_secs(),
+            MAX_TTL.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+/// A time to live given in seconds by a user: positive, finite, and at
+/// most [`MAX_TTL`].
 pub fn ttl_from_secs(secs: f64) -> Result<Duration> {
     if !(secs.is_finite() && secs > 0.0) {
         return Err(Error::InvalidConfig(format!(
-            "ttl must be a positive number of seconds, not {secs}"
+            "a TTL must be a positive number of seconds, not {secs}"
         )));
     }
-    Duration::try_from_secs_f64(secs).map_err(|_| {
-        Error::InvalidConfig(format!(
-            "a ttl of {secs:e} seconds is too long (at most {:e})",
-            Duration::MAX.as_secs() as f64
-        ))
-    })
+    if secs > MAX_TTL.as_secs_f64() {
+        // Huge inputs in exponent form: 1e300 has 301 digits.
+        let shown = if secs < 1e15 {
+            secs.to_string()
+        } else {
+            format!("{secs:e}")
+        };
+        return Err(Error::InvalidConfig(format!(
+            "a TTL of {shown} seconds is too long (at most {} seconds, about 290 million years)",
+            MAX_TTL.as_secs()
+        )));
+    }
+    let ttl = Duration::from_secs_f64(secs);
+    check_ttl(ttl)?;
+    Ok(ttl)
 }
 
 /// Per-write options.

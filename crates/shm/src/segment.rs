@@ -552,9 +552,11 @@ impl Segment {
         sys::huge_backed(self.inner.region.base_addr()).unwrap_or(false)
     }
 
-    /// The largest value (plus key and tag) that fits in one block here.
+    /// The largest value `put` accepts here, under a key of up to 16
+    /// bytes without a type tag (a longer key or a tag takes its length,
+    /// rounded up to 64 bytes, from it).
     pub fn max_value_size(&self) -> u64 {
-        self.inner.max_block - layout::BLOCK_HEADER
+        self.inner.max_block - crate::block::needed(0, 0, 0)
     }
 
     /// Gives back the calling thread's reader slot now rather than at

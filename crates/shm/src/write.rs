@@ -13,7 +13,7 @@ use crate::layout::{self, shard, SLOTS_PER_BUCKET};
 use crate::local::{self, ThreadSlot};
 use crate::lock::Acquired;
 use crate::mem::Words;
-use crate::options::{EvictReason, Evicted, PutOptions, PutOutcome};
+use crate::options::{check_ttl, EvictReason, Evicted, PutOptions, PutOutcome};
 use crate::read::Found;
 use crate::rebalance::Reassigned;
 use crate::reclaim::{Backoff, RECLAIM_BATCH};
@@ -67,8 +67,8 @@ const MAX_REASSIGNS: u32 = 4;
 const EVICT_AHEAD: u32 = 8;
 
 /// Expiry in Unix ms for a TTL starting at `now` (at least 1 ms ahead).
-/// A TTL beyond what u64 milliseconds hold saturates to the farthest
-/// expiry, never wraps to a near one.
+/// TTLs are checked against `MAX_TTL` first; saturating keeps a clock
+/// gone mad from wrapping an expiry to a near one.
 fn expiry_at(now: u64, ttl: Duration) -> u64 {
     let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     now.saturating_add(ms.max(1))
@@ -392,8 +392,8 @@ impl Segment {
                 max: inner.max_block - fixed,
             });
         }
-        if opts.ttl.is_some_and(|t| t.is_zero()) {
-            return Err(Error::InvalidConfig("a TTL must be positive".into()));
+        if let Some(ttl) = opts.ttl {
+            check_ttl(ttl)?;
         }
         let ts = local::thread_slot(inner)?;
         let r = &*inner.region;
@@ -484,6 +484,7 @@ impl Segment {
         if ttl.is_zero() {
             return self.delete(key);
         }
+        check_ttl(ttl)?;
         self.set_expiry(key, expiry_at(self.inner.opts.clock.now_ms(), ttl))
     }
 

@@ -178,3 +178,16 @@ fn an_overwritten_hash_seed_is_detected() {
         Ok(_) => panic!("attached to a segment with a changed seed"),
     }
 }
+
+#[test]
+fn max_value_size_is_the_largest_value_put_accepts() {
+    let dir = ShmDir::new("maxval");
+    let seg = dir.create("s", 16 * MIB);
+    let max = seg.max_value_size() as usize;
+    let no = PutOptions::default();
+    assert!(seg.put(b"sixteen-byte-key", &vec![1u8; max], &no).is_ok());
+    assert!(matches!(
+        seg.put(b"k", &vec![1u8; max + 1], &no),
+        Err(Error::ValueTooLarge { max: m, .. }) if m == max as u64
+    ));
+}

@@ -188,30 +188,47 @@ fn ttl_expiry_with_a_manual_clock() {
 }
 
 #[test]
-fn a_ttl_past_what_milliseconds_hold_saturates_and_never_wraps() {
+fn a_ttl_longer_than_a_segment_stores_is_refused_never_cut_short() {
     let dir = ShmDir::new("ttl-far");
     let clock = Clock::manual(1_000_000);
     let seg = Segment::create("s", &dir.opts(16 * MIB).clock(clock.clone())).unwrap();
-    // 10^17 s is 10^20 ms, past u64: truncated, it used to land anywhere,
-    // even before now.
+    seg.put(b"far", b"v", &PutOptions::default()).unwrap();
+    // 10^17 s is 10^20 ms, past u64: it used to be clamped in silence.
     for ttl in [Duration::from_secs(100_000_000_000_000_000), Duration::MAX] {
-        seg.put(b"far", b"v", &PutOptions::default().ttl(ttl))
-            .unwrap();
-        let g = seg.get(b"far").unwrap().expect("not expired");
-        assert_eq!(g.expires_at_ms(), Some(u64::MAX));
-        drop(g);
-        assert!(seg.expire(b"far", ttl).unwrap());
-        assert_eq!(
-            seg.get(b"far").unwrap().unwrap().expires_at_ms(),
-            Some(u64::MAX)
-        );
+        let e = seg
+            .put(b"far", b"w", &PutOptions::default().ttl(ttl))
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidConfig(_)), "{e}");
+        assert!(e.to_string().contains("too long"), "{e}");
+        assert!(matches!(
+            seg.expire(b"far", ttl),
+            Err(Error::InvalidConfig(_))
+        ));
     }
+    assert_eq!(&*seg.get(b"far").unwrap().unwrap(), b"v", "nothing changed");
+    // The longest TTL there is lands where it says.
+    seg.put(
+        b"far",
+        b"v",
+        &PutOptions::default().ttl(strata_shm::MAX_TTL),
+    )
+    .unwrap();
+    let want = 1_000_000 + strata_shm::MAX_TTL.as_millis() as u64;
+    assert_eq!(
+        seg.get(b"far").unwrap().unwrap().expires_at_ms(),
+        Some(want)
+    );
     clock.advance(1 << 40);
     assert!(seg.get(b"far").unwrap().is_some());
     assert!(seg.check().unwrap().is_clean());
-    // A TTL no Duration holds is refused with a short message.
-    let e = strata_shm::ttl_from_secs(1e300).unwrap_err().to_string();
-    assert!(e.contains("1e300 seconds is too long"), "{e}");
+    // Users give seconds: the message says the limit in seconds.
+    for secs in [1e17, 1e300, 18446744073709551615.0] {
+        let e = strata_shm::ttl_from_secs(secs).unwrap_err().to_string();
+        assert!(
+            e.contains("too long (at most 9223372036854775 seconds"),
+            "{e}"
+        );
+    }
 }
 
 #[test]

@@ -20,6 +20,7 @@ obtained before a fork must not be used in the child.
 from ._strata import (
     Cache,
     CorruptSegmentError,
+    ForeignSegmentError,
     IncompatibleSegmentError,
     KeyTooLargeError,
     PinnedValue,
@@ -28,6 +29,7 @@ from ._strata import (
     ShmTooSmallError,
     StrataError,
     ValueTooLargeError,
+    __version__,
     drop,
     segments,
 )
@@ -35,6 +37,7 @@ from ._strata import (
 __all__ = [
     "Cache",
     "CorruptSegmentError",
+    "ForeignSegmentError",
     "IncompatibleSegmentError",
     "KeyTooLargeError",
     "PinnedValue",
@@ -43,6 +46,7 @@ __all__ = [
     "ShmTooSmallError",
     "StrataError",
     "ValueTooLargeError",
+    "__version__",
     "drop",
     "segments",
 ]

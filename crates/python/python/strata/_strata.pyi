@@ -20,7 +20,12 @@ __all__ = [
     "ShmTooSmallError",
     "IncompatibleSegmentError",
     "CorruptSegmentError",
+    "ForeignSegmentError",
+    "__version__",
 ]
+
+__version__: str
+"""The version of strata."""
 
 _Key = Union[str, bytes]
 """A key: a str (stored as its UTF-8 bytes) or bytes."""
@@ -49,6 +54,9 @@ class IncompatibleSegmentError(StrataError):
 class CorruptSegmentError(StrataError):
     """The segment is corrupt, truncated or unfinished."""
 
+class ForeignSegmentError(StrataError):
+    """The cache file belongs to another user, or others may write it."""
+
 @final
 class PinnedValue:
     """Keeps one value pinned in shared memory; the `base` of its arrays."""
@@ -71,6 +79,7 @@ class Cache:
         memo: int = 0,
         max_entries: Optional[int] = None,
         huge_pages: bool = True,
+        trust_foreign: bool = False,
     ) -> "Cache":
         """Attach to the named cache, creating it (with `memory` bytes or a
         size such as "1GiB"; default 1 GiB) if `create` is true. `dir`
@@ -83,7 +92,10 @@ class Cache:
         the kernel can (Linux 6.1 and later), which makes lookups faster;
         `huge_pages=False` keeps 4 KiB pages. An existing cache keeps the
         size and capacity it was created with: asking for others warns
-        (RuntimeWarning)."""
+        (RuntimeWarning). A cache file that another user owns, or that
+        others may write, is refused with ForeignSegmentError unless
+        `trust_foreign=True` (for sharing a cache between users on
+        purpose; the file's group and mode then govern access)."""
     def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
         """Pickles as a way back to the same cache: unpickling attaches to
         it by name and directory (never creating it), so a cache can be
