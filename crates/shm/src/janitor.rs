@@ -40,12 +40,18 @@ impl Inner {
         if !self.opts.janitor {
             return;
         }
-        let gen = sys::fork_generation();
-        let mut started = self.janitor_gen.lock().unwrap_or_else(|e| e.into_inner());
-        if *started == Some(gen) {
+        // An atomic, not a mutex: a fork while another thread held a
+        // mutex here would leave the child's copy locked for good.
+        let want = sys::fork_generation() + 1;
+        let cur = self.janitor_gen.load(Relaxed);
+        if cur == want
+            || self
+                .janitor_gen
+                .compare_exchange(cur, want, Relaxed, Relaxed)
+                .is_err()
+        {
             return;
         }
-        *started = Some(gen);
         let me = self.me.clone();
         let spawned = std::thread::Builder::new()
             .name("strata-janitor".into())
@@ -53,7 +59,7 @@ impl Inner {
         if spawned.is_err() {
             // No thread to be had: housekeeping falls to writers and
             // other processes, and the next first use tries again.
-            *started = None;
+            self.janitor_gen.store(0, Relaxed);
         }
     }
 }
@@ -72,9 +78,10 @@ fn run(me: Weak<Inner>) {
 }
 
 impl Inner {
+    /// Whether this thread was started before a fork: the child's copy
+    /// of the handle starts a thread of its own.
     fn janitor_gen_is_stale(&self) -> bool {
-        let started = *self.janitor_gen.lock().unwrap_or_else(|e| e.into_inner());
-        started != Some(sys::fork_generation())
+        self.janitor_gen.load(Relaxed) != sys::fork_generation() + 1
     }
 }
 

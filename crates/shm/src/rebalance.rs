@@ -314,12 +314,7 @@ impl Inner {
                 hdr,
             };
             let expired = self.is_expired(&hdr, self.opts.clock.now_ms());
-            let why = if expired {
-                Removal::Expired
-            } else {
-                Removal::Evicted
-            };
-            self.remove_entry(ts, sh, &f, why);
+            self.remove_entry(ts, sh, &f, Removal::for_victim(expired));
             evicted += 1;
             if evicted == 1 {
                 failpoint::hit("mid_reassign");

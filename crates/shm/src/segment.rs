@@ -49,8 +49,9 @@ pub(crate) struct Inner {
     pub max_block: u64,
     /// This handle, for the janitor thread to hold without keeping it alive.
     pub me: Weak<Inner>,
-    /// The fork generation in which this process started its janitor thread.
-    pub janitor_gen: Mutex<Option<u64>>,
+    /// 1 + the fork generation in which this process started its janitor
+    /// thread; 0 if it has none.
+    pub janitor_gen: AtomicU64,
 }
 
 static NEXT_UID: AtomicU64 = AtomicU64::new(1);
@@ -491,7 +492,7 @@ impl Segment {
                 closed: Arc::new(AtomicBool::new(false)),
                 max_block,
                 me: me.clone(),
-                janitor_gen: Mutex::new(None),
+                janitor_gen: AtomicU64::new(0),
             }),
         }
     }

@@ -82,6 +82,17 @@ pub(crate) enum Removal {
     Expired,
 }
 
+impl Removal {
+    /// An entry removed to make room: expired if it was, else evicted.
+    pub(crate) fn for_victim(expired: bool) -> Self {
+        if expired {
+            Removal::Expired
+        } else {
+            Removal::Evicted
+        }
+    }
+}
+
 impl Inner {
     pub(crate) fn lock_shard<'a>(&'a self, ts: &ThreadSlot, shard: u64) -> ShardGuard<'a> {
         let r = &*self.region;
@@ -193,12 +204,7 @@ impl Inner {
                         word: r.load(slot, Acquire),
                         hdr,
                     };
-                    let why = if expired {
-                        Removal::Expired
-                    } else {
-                        Removal::Evicted
-                    };
-                    self.remove_entry(ts, shard, &f, why);
+                    self.remove_entry(ts, shard, &f, Removal::for_victim(expired));
                     pending += 1;
                 }
                 // Nothing of this class to evict here: empty a slab (or a
