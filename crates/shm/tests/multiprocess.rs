@@ -233,6 +233,38 @@ fn a_killed_viewers_pins_are_released_without_maintain() {
 }
 
 #[test]
+fn a_writer_short_of_space_reaps_a_dead_viewer_before_evicting() {
+    let dir = ShmDir::new("reap-writer");
+    // No janitor anywhere: only the writer can release the view.
+    let seg = Segment::create("s", &dir.opts(16 * MIB).janitor(false)).unwrap();
+    seg.put(b"big", &vec![1u8; 4 << 20], &PutOptions::default())
+        .unwrap();
+    let env = vec![
+        ("SEG_DIR", dir.path.display().to_string()),
+        ("JANITOR", "0".to_string()),
+    ];
+    let mut viewer = spawn_role("viewer", &env);
+    ready(&mut viewer);
+    kill9(&mut viewer);
+    // The viewed block is replaced: it waits in limbo, pinned by the dead
+    // process's page, until a writer needs its space.
+    seg.put(b"big", b"small now", &PutOptions::default())
+        .unwrap();
+    assert!(seg.stats().unwrap().pinned_bytes >= 4 << 20);
+    for i in 0..400u64 {
+        seg.put(
+            format!("fill:{i}").as_bytes(),
+            &make_value(i, 1, 64 << 10),
+            &PutOptions::default(),
+        )
+        .unwrap();
+    }
+    let st = seg.stats().unwrap();
+    assert_eq!(st.pinned_bytes, 0, "{st:?}");
+    assert!(seg.check().unwrap().is_clean());
+}
+
+#[test]
 fn the_janitor_lease_passes_on_when_its_process_is_killed() {
     let dir = ShmDir::new("lease");
     let seg = Segment::create("s", &dir.opts(64 * MIB).janitor(false)).unwrap();
