@@ -1,0 +1,123 @@
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::policy::WritePolicy;
+use crate::write_back::{WriteBack, WriteBackConfig};
+use std::sync::Arc;
+use std::time::Duration;
+use strata_shm::{Segment, SegmentOptions};
+use strata_tiers::{RedisConfig, RedisTier, Tier};
+
+/// Builds a [`Cache`]: L0's options, then the tiers behind it.
+#[derive(Debug)]
+pub struct CacheBuilder {
+    name: String,
+    l0: SegmentOptions,
+    redis: Option<RedisConfig>,
+    policy: Option<WritePolicy>,
+    default_ttl: Option<Duration>,
+    write_back: WriteBackConfig,
+    create: bool,
+}
+
+impl CacheBuilder {
+    pub(crate) fn new(name: &str) -> Self {
+        CacheBuilder {
+            name: name.to_string(),
+            l0: SegmentOptions::default(),
+            redis: None,
+            policy: None,
+            default_ttl: None,
+            write_back: WriteBackConfig::default(),
+            create: true,
+        }
+    }
+
+    /// L0's options (size, directory, clock, huge pages, ...).
+    pub fn segment_options(mut self, opts: SegmentOptions) -> Self {
+        self.l0 = opts;
+        self
+    }
+
+    /// L0's size in bytes (when it is created).
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.l0 = self.l0.memory(bytes);
+        self
+    }
+
+    /// Attach only: fail if L0 does not exist yet.
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// Redis behind L0: `redis://[user:password@]host:port/db`.
+    pub fn redis(mut self, url: &str) -> Self {
+        self.redis = Some(RedisConfig::single(url));
+        self
+    }
+
+    /// A Redis Cluster behind L0, from any of its nodes.
+    pub fn redis_cluster<S: Into<String>>(mut self, urls: impl IntoIterator<Item = S>) -> Self {
+        self.redis = Some(RedisConfig::cluster(urls));
+        self
+    }
+
+    /// Redis with every knob (timeouts, circuit breaker).
+    pub fn redis_config(mut self, cfg: RedisConfig) -> Self {
+        self.redis = Some(cfg);
+        self
+    }
+
+    /// Write-through by default when Redis is configured.
+    pub fn write_policy(mut self, policy: WritePolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The TTL of writes that give none.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    pub fn write_back(mut self, cfg: WriteBackConfig) -> Self {
+        self.write_back = cfg;
+        self
+    }
+
+    pub fn build(self) -> Result<Cache> {
+        if let Some(ttl) = self.default_ttl {
+            strata_shm::check_ttl(ttl)?;
+        }
+        let l2: Option<Arc<dyn Tier>> = match self.redis {
+            Some(cfg) => Some(Arc::new(RedisTier::new(cfg)?)),
+            None => None,
+        };
+        let policy = match (self.policy, &l2) {
+            (Some(WritePolicy::Back), None) | (Some(WritePolicy::Through), None) => {
+                return Err(Error::InvalidConfig(
+                    "write-through and write-back need Redis (.redis(url))".into(),
+                ))
+            }
+            (Some(p), _) => p,
+            (None, Some(_)) => WritePolicy::Through,
+            (None, None) => WritePolicy::None,
+        };
+        let seg = if self.create {
+            Segment::open_or_create(&self.name, &self.l0)?
+        } else {
+            Segment::open(&self.name, &self.l0)?
+        };
+        let write_back = match (&l2, policy) {
+            (Some(t), WritePolicy::Back) => Some(WriteBack::start(t.clone(), self.write_back)?),
+            _ => None,
+        };
+        Ok(Cache::from_parts(
+            seg,
+            l2,
+            policy,
+            self.default_ttl,
+            write_back,
+        ))
+    }
+}

@@ -1,0 +1,275 @@
+//! The read and write paths across the tiers. An L0 hit is a plain
+//! segment read; everything else happens only on a miss.
+
+use crate::builder::CacheBuilder;
+use crate::error::{Error, Result};
+use crate::policy::WritePolicy;
+use crate::value::Value;
+use crate::write_back::WriteBack;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+use strata_shm::{PutOptions, PutOutcome, Segment};
+use strata_tiers::{Fetched, Put, Tier, TierStatsSnapshot};
+
+/// How long `close()` and dropping a cache wait for write-back to drain.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A tiered cache: L0 (shared memory) in front of Redis (L2).
+pub struct Cache {
+    seg: Segment,
+    l2: Option<Arc<dyn Tier>>,
+    policy: WritePolicy,
+    default_ttl: Option<Duration>,
+    write_back: Option<Arc<WriteBack>>,
+    promotions: AtomicU64,
+    closed: AtomicBool,
+}
+
+/// The figures of every tier.
+#[derive(Clone, Debug)]
+pub struct CacheStats {
+    pub l0: strata_shm::Stats,
+    pub l2: Option<TierStatsSnapshot>,
+    /// Values fetched from L2 and stored in L0.
+    pub promotions: u64,
+    /// Writes queued for Redis and not yet sent (write-back).
+    pub write_back_pending: u64,
+    /// How long the oldest of them has waited, in milliseconds.
+    pub write_back_lag_ms: u64,
+    pub write_back_flushed: u64,
+    /// Batches that failed and were queued again.
+    pub write_back_errors: u64,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("name", &self.seg.name())
+            .field("policy", &self.policy)
+            .field("l2", &self.l2.as_ref().map(|t| t.name().to_string()))
+            .finish()
+    }
+}
+
+impl Cache {
+    pub fn builder(name: &str) -> CacheBuilder {
+        CacheBuilder::new(name)
+    }
+
+    pub(crate) fn from_parts(
+        seg: Segment,
+        l2: Option<Arc<dyn Tier>>,
+        policy: WritePolicy,
+        default_ttl: Option<Duration>,
+        write_back: Option<Arc<WriteBack>>,
+    ) -> Self {
+        Cache {
+            seg,
+            l2,
+            policy,
+            default_ttl,
+            write_back,
+            promotions: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// L0, for reads in place (`get`, `get_view`, `get_batch`): a hit
+    /// there is all a read needs, and costs what a bare segment read does.
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    pub fn write_policy(&self) -> WritePolicy {
+        self.policy
+    }
+
+    pub fn has_l2(&self) -> bool {
+        self.l2.is_some()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Relaxed) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// The value of `key`: from L0 (a pinned view, no copy), else from
+    /// Redis, promoted into L0.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+        if let Some(v) = self.seg.get_view(key)? {
+            return Ok(Some(Value::Shared(v)));
+        }
+        self.fetch(key)
+    }
+
+    /// The L2 half of a read, for a caller that already missed L0.
+    pub fn fetch(&self, key: &[u8]) -> Result<Option<Value>> {
+        Ok(self.fetch_many(&[key])?.pop().flatten())
+    }
+
+    /// Values of `keys`, which the caller found missing in L0: one
+    /// pipelined request per Redis node for all of them, each found value
+    /// promoted into L0. Without L2, all None.
+    pub fn fetch_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Value>>> {
+        self.check_open()?;
+        let Some(l2) = &self.l2 else {
+            return Ok(keys.iter().map(|_| None).collect());
+        };
+        let fetched = l2.get_many(keys)?;
+        Ok(keys
+            .iter()
+            .zip(fetched)
+            .map(|(key, f)| f.map(|f| self.promote(key, f)))
+            .collect())
+    }
+
+    /// Stores a value fetched from L2 in L0 with the TTL L2 reported, and
+    /// hands it out from L0 if it was admitted.
+    fn promote(&self, key: &[u8], f: Fetched) -> Value {
+        let mut opts = PutOptions::default();
+        if let Some(ttl) = f.ttl {
+            opts = opts.ttl(ttl);
+        }
+        if let Some(tag) = &f.tag {
+            opts = opts.tag(tag.clone());
+        }
+        let stored = matches!(
+            self.seg.put(key, &f.value, &opts),
+            Ok(PutOutcome::Inserted | PutOutcome::Updated)
+        );
+        if stored {
+            self.promotions.fetch_add(1, Relaxed);
+            if let Ok(Some(v)) = self.seg.get_view(key) {
+                return Value::Shared(v);
+            }
+        }
+        Value::Owned {
+            bytes: f.value,
+            tag: f.tag,
+        }
+    }
+
+    fn effective(&self, opts: &PutOptions) -> PutOptions {
+        let mut o = opts.clone();
+        if o.ttl.is_none() {
+            o.ttl = self.default_ttl;
+        }
+        o
+    }
+
+    /// Stores `value` under `key` by the cache's write policy. With
+    /// write-through, a Redis error is returned and L0 is left without the
+    /// key (Redis may or may not have taken the write, so L0 must not
+    /// answer for it).
+    pub fn put(&self, key: &[u8], value: &[u8], opts: &PutOptions) -> Result<PutOutcome> {
+        self.check_open()?;
+        let opts = self.effective(opts);
+        match (self.policy, &self.l2) {
+            (WritePolicy::Through, Some(l2)) => {
+                let sent = l2.put(Put {
+                    key,
+                    value,
+                    tag: opts.tag.as_ref(),
+                    ttl: opts.ttl,
+                });
+                if let Err(e) = sent {
+                    self.seg.delete(key)?;
+                    return Err(e.into());
+                }
+                Ok(self.seg.put(key, value, &opts)?)
+            }
+            (WritePolicy::Back, Some(_)) => {
+                let outcome = self.seg.put(key, value, &opts)?;
+                if let Some(wb) = &self.write_back {
+                    wb.put(key, value, opts.tag.clone(), opts.ttl)?;
+                }
+                Ok(outcome)
+            }
+            _ => Ok(self.seg.put(key, value, &opts)?),
+        }
+    }
+
+    /// Removes `key` everywhere: L0 and, unless the cache only reads
+    /// Redis, Redis. True if L0 or Redis had it.
+    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        self.check_open()?;
+        let local = self.seg.delete(key)?;
+        let remote = match (self.policy, &self.l2) {
+            (WritePolicy::Through, Some(l2)) => l2.delete_many(&[key])? > 0,
+            (WritePolicy::Back, Some(_)) => {
+                if let Some(wb) = &self.write_back {
+                    wb.delete(key)?;
+                }
+                false
+            }
+            _ => false,
+        };
+        Ok(local || remote)
+    }
+
+    /// Drops `key` from this machine's local tiers, leaving Redis alone:
+    /// the next read fetches it again.
+    pub fn invalidate(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.seg.delete(key)?)
+    }
+
+    /// Waits until every write-back write queued so far is in Redis.
+    pub fn flush(&self) -> Result<()> {
+        self.flush_within(CLOSE_TIMEOUT)
+    }
+
+    pub fn flush_within(&self, timeout: Duration) -> Result<()> {
+        match &self.write_back {
+            Some(wb) => wb.flush(timeout),
+            None => Ok(()),
+        }
+    }
+
+    /// Drains write-back, then refuses further calls. L0 stays for the
+    /// other processes.
+    pub fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Relaxed) {
+            return Ok(());
+        }
+        match &self.write_back {
+            Some(wb) => wb.close(CLOSE_TIMEOUT),
+            None => Ok(()),
+        }
+    }
+
+    pub fn stats(&self) -> Result<CacheStats> {
+        let (pending, lag, flushed, errors) = match &self.write_back {
+            Some(wb) => (
+                wb.pending() as u64,
+                wb.lag().as_millis() as u64,
+                wb.flushed.load(Relaxed),
+                wb.errors.load(Relaxed),
+            ),
+            None => (0, 0, 0, 0),
+        };
+        Ok(CacheStats {
+            l0: self.seg.stats()?,
+            l2: self.l2.as_ref().map(|t| t.stats()),
+            promotions: self.promotions.load(Relaxed),
+            write_back_pending: pending,
+            write_back_lag_ms: lag,
+            write_back_flushed: flushed,
+            write_back_errors: errors,
+        })
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// Drains every write-back queue of this process: for an exit hook.
+/// Returns the writes still unsent after `timeout`.
+pub fn flush_all(timeout: Duration) -> usize {
+    crate::write_back::flush_all(timeout)
+}

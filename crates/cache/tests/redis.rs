@@ -1,0 +1,271 @@
+//! The tiered cache against a real redis-server: read-through and
+//! promotion, each write policy, interop with plain clients, and Redis
+//! killed, paused and restarted.
+
+mod common;
+use common::{RedisServer, ShmDir};
+use redis::Commands;
+use std::time::{Duration, Instant};
+use strata::{Cache, Error, PutOptions, RedisConfig, TypeTag, UpstreamError, WritePolicy};
+
+fn cache(dir: &ShmDir, name: &str, redis: &RedisServer, policy: WritePolicy) -> Cache {
+    Cache::builder(name)
+        .segment_options(dir.opts())
+        .redis_config(
+            RedisConfig::single(redis.url())
+                .timeout(Duration::from_millis(300))
+                .breaker(3, Duration::from_millis(200)),
+        )
+        .write_policy(policy)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_miss_reads_redis_once_and_is_promoted_with_its_ttl() {
+    let redis = RedisServer::start();
+    let dir = ShmDir::new("read-through");
+    let c = cache(&dir, "rt", &redis, WritePolicy::Through);
+    let mut r = redis.client();
+    let _: () = r.set_ex("emb:1", b"from redis".as_slice(), 60).unwrap();
+    let _: () = r.set("emb:2", b"no ttl".as_slice()).unwrap();
+
+    let v = c.get(b"emb:1").unwrap().expect("read through");
+    assert_eq!(v.bytes(), b"from redis");
+    assert!(v.is_shared(), "promoted into L0 and handed out from there");
+    // The TTL Redis reported came along.
+    let exp = c
+        .segment()
+        .peek(b"emb:1")
+        .unwrap()
+        .unwrap()
+        .expires_at_ms()
+        .unwrap();
+    let left = exp.saturating_sub(c.segment().now_ms());
+    assert!(left > 55_000 && left <= 60_000, "{left} ms left");
+    assert!(c.get(b"emb:2").unwrap().is_some());
+    assert_eq!(
+        c.segment().peek(b"emb:2").unwrap().unwrap().expires_at_ms(),
+        None
+    );
+    // Both are L0 hits now: Redis is asked no more.
+    let before = c.stats().unwrap().l2.unwrap();
+    for _ in 0..10 {
+        assert!(c.get(b"emb:1").unwrap().is_some());
+    }
+    let after = c.stats().unwrap().l2.unwrap();
+    assert_eq!(after.requests, before.requests);
+    assert_eq!(c.stats().unwrap().promotions, 2);
+    // A key in neither tier is a miss in both.
+    assert!(c.get(b"nope").unwrap().is_none());
+    assert_eq!(c.stats().unwrap().l2.unwrap().misses, 1);
+}
+
+#[test]
+fn a_batch_of_misses_is_one_request() {
+    let redis = RedisServer::start();
+    let dir = ShmDir::new("batch");
+    let c = cache(&dir, "b", &redis, WritePolicy::Through);
+    let mut r = redis.client();
+    for i in 0..100 {
+        let _: () = r.set(format!("k{i}"), format!("v{i}")).unwrap();
+    }
+    let keys: Vec<Vec<u8>> = (0..120).map(|i| format!("k{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+    let got = c.fetch_many(&refs).unwrap();
+    let l2 = c.stats().unwrap().l2.unwrap();
+    assert_eq!(l2.requests, 1, "one pipelined round trip for 120 keys");
+    for (i, v) in got.iter().enumerate() {
+        match v {
+            Some(v) => assert_eq!(v.bytes(), format!("v{i}").as_bytes()),
+            None => assert!(i >= 100),
+        }
+    }
+    assert_eq!((l2.hits, l2.misses), (100, 20));
+}
+
+#[test]
+fn write_through_reaches_redis_then_l0_and_plain_clients_read_the_bytes() {
+    let redis = RedisServer::start();
+    let dir = ShmDir::new("through");
+    let c = cache(&dir, "wt", &redis, WritePolicy::Through);
+    let value: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+    c.put(
+        b"bin",
+        &value,
+        &PutOptions::default().ttl(Duration::from_secs(100)),
+    )
+    .unwrap();
+    assert_eq!(
+        redis.cli_get_raw("bin"),
+        value,
+        "redis-cli reads the exact bytes"
+    );
+    let ttl: i64 = redis.client().pttl("bin").unwrap();
+    assert!(ttl > 90_000 && ttl <= 100_000, "{ttl}");
+    assert_eq!(&*c.segment().get(b"bin").unwrap().unwrap(), &value[..]);
+    // Deleting removes it everywhere.
+    assert!(c.delete(b"bin").unwrap());
+    assert_eq!(redis.cli(&["EXISTS", "bin"]).trim(), "0");
+    assert!(c.get(b"bin").unwrap().is_none());
+}
+
+#[test]
+fn an_arrays_dtype_and_shape_travel_to_another_machine_through_redis() {
+    let redis = RedisServer::start();
+    let (d1, d2) = (ShmDir::new("m1"), ShmDir::new("m2"));
+    // Two caches with their own L0s stand for two machines.
+    let a = cache(&d1, "machine-a", &redis, WritePolicy::Through);
+    let b = cache(&d2, "machine-b", &redis, WritePolicy::Through);
+    let tag = TypeTag::new("<f4", vec![2, 3]);
+    let bytes: Vec<u8> = (0..6u32).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    a.put(b"emb:7", &bytes, &PutOptions::default().tag(tag.clone()))
+        .unwrap();
+    let v = b.get(b"emb:7").unwrap().unwrap();
+    assert_eq!(v.bytes(), &bytes[..]);
+    assert_eq!(v.type_tag(), Some(tag));
+    // A plain value overwritten by another client loses the tag.
+    a.put(b"emb:7", b"plain", &PutOptions::default()).unwrap();
+    assert_eq!(redis.cli(&["EXISTS", "strata:tag:{emb:7}"]).trim(), "0");
+}
+
+#[test]
+fn write_back_answers_from_l0_at_once_and_drains_on_flush_and_close() {
+    let redis = RedisServer::start();
+    let dir = ShmDir::new("back");
+    let c = cache(&dir, "wb", &redis, WritePolicy::Back);
+    for i in 0..2000 {
+        c.put(
+            format!("k{i}").as_bytes(),
+            format!("v{i}").as_bytes(),
+            &PutOptions::default(),
+        )
+        .unwrap();
+        assert!(c.segment().contains(format!("k{i}").as_bytes()).unwrap());
+    }
+    // Repeated writes to one key: the last one wins in Redis.
+    for n in 0..100 {
+        c.put(b"hot", format!("{n}").as_bytes(), &PutOptions::default())
+            .unwrap();
+    }
+    c.flush().unwrap();
+    assert_eq!(redis.cli(&["DBSIZE"]).trim(), "2001");
+    assert_eq!(redis.cli(&["GET", "hot"]).trim(), "99");
+    let st = c.stats().unwrap();
+    assert_eq!(st.write_back_pending, 0);
+    assert!(st.write_back_flushed <= 2001 + 100);
+    // Close drains what is still queued.
+    for i in 0..500 {
+        c.put(format!("late{i}").as_bytes(), b"x", &PutOptions::default())
+            .unwrap();
+    }
+    c.delete(b"k0").unwrap();
+    c.close().unwrap();
+    assert_eq!(redis.cli(&["DBSIZE"]).trim(), "2500");
+    assert!(matches!(
+        c.put(b"after", b"x", &PutOptions::default()),
+        Err(Error::Closed)
+    ));
+}
+
+#[test]
+fn cache_only_reads_redis_and_never_writes_it() {
+    let redis = RedisServer::start();
+    let dir = ShmDir::new("none");
+    let c = cache(&dir, "co", &redis, WritePolicy::None);
+    let _: () = redis.client().set("remote", "r").unwrap();
+    assert_eq!(c.get(b"remote").unwrap().unwrap().bytes(), b"r");
+    c.put(b"local", b"l", &PutOptions::default()).unwrap();
+    assert_eq!(redis.cli(&["EXISTS", "local"]).trim(), "0");
+    assert!(c.delete(b"remote").unwrap());
+    assert_eq!(
+        redis.cli(&["EXISTS", "remote"]).trim(),
+        "1",
+        "Redis is left alone"
+    );
+}
+
+#[test]
+fn redis_down_keeps_l0_serving_and_misses_fail_fast_until_it_returns() {
+    let mut redis = RedisServer::start();
+    let dir = ShmDir::new("down");
+    let c = cache(&dir, "down", &redis, WritePolicy::Through);
+    c.put(b"hot", b"still here", &PutOptions::default())
+        .unwrap();
+    redis.kill();
+    // L0 hits: untouched by the outage.
+    for _ in 0..100 {
+        assert_eq!(c.get(b"hot").unwrap().unwrap().bytes(), b"still here");
+    }
+    // Misses: an upstream error; after a few, the breaker answers at once.
+    for _ in 0..5 {
+        assert!(matches!(c.get(b"cold"), Err(Error::Upstream(_))));
+    }
+    let st = c.stats().unwrap().l2.unwrap();
+    assert!(st.errors >= 5);
+    assert_eq!(st.breaker, "open");
+    let t = Instant::now();
+    let e = c.get(b"cold").unwrap_err();
+    assert!(
+        matches!(e, Error::Upstream(UpstreamError::CircuitOpen { .. })),
+        "{e}"
+    );
+    let fast = t.elapsed();
+    // A write-through write fails, and L0 is not left newer than Redis.
+    assert!(c.put(b"hot", b"new", &PutOptions::default()).is_err());
+    assert!(c.segment().get(b"hot").unwrap().is_none());
+    // Redis comes back: so does the cache, with no help.
+    redis.restart();
+    let _: () = redis.client().set("cold", "warm now").unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut back = None;
+    while Instant::now() < end {
+        if let Ok(Some(v)) = c.get(b"cold") {
+            back = Some(v.bytes().to_vec());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(back.as_deref(), Some(&b"warm now"[..]));
+    eprintln!("an open breaker answered in {fast:?}");
+}
+
+#[test]
+fn a_paused_redis_times_out_and_never_hangs_a_read() {
+    let redis = RedisServer::start();
+    let dir = ShmDir::new("paused");
+    let c = cache(&dir, "paused", &redis, WritePolicy::Through);
+    c.put(b"hot", b"h", &PutOptions::default()).unwrap();
+    redis.signal("STOP");
+    assert_eq!(c.get(b"hot").unwrap().unwrap().bytes(), b"h");
+    let e = c.get(b"cold").unwrap_err();
+    assert!(matches!(e, Error::Upstream(_)), "{e}");
+    redis.signal("CONT");
+}
+
+#[test]
+fn bad_configuration_is_refused_clearly() {
+    let dir = ShmDir::new("bad");
+    let e = Cache::builder("bad")
+        .segment_options(dir.opts())
+        .redis("http://nope")
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("invalid redis configuration"), "{e}");
+    let e = Cache::builder("bad")
+        .segment_options(dir.opts())
+        .write_policy(WritePolicy::Back)
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidConfig(_)), "{e}");
+    assert!("sideways".parse::<WritePolicy>().is_err());
+    // An unreachable server: the cache starts (L0 serves), the first miss
+    // says what is wrong.
+    let c = Cache::builder("bad")
+        .segment_options(dir.opts())
+        .redis("redis://127.0.0.1:1/0")
+        .build()
+        .unwrap();
+    let e = c.get(b"k").unwrap_err();
+    assert!(e.to_string().contains("redis"), "{e}");
+}
