@@ -15,16 +15,46 @@ use strata_shm::{split_tag, Segment};
 
 pub fn get_many<'py>(
     py: Python<'py>,
-    seg: &Segment,
+    cache: &Cache,
     keys: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyList>> {
+    let seg = cache.seg()?;
     let batch = KeyBatch::from_py(keys, None)?;
+    let keys = batch.slices();
     let mut out: Vec<Option<Bound<'py, PyBytes>>> = Vec::with_capacity(batch.len());
-    seg.get_batch(&batch.slices(), |_, e| {
-        out.push(e.map(|e| PyBytes::new(py, e.value)))
-    })
-    .map_err(to_py)?;
+    seg.get_batch(&keys, |_, e| out.push(e.map(|e| PyBytes::new(py, e.value))))
+        .map_err(to_py)?;
+    let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
+    for (i, v) in fetch_missing(py, cache, &keys, &missing)? {
+        out[i] = Some(PyBytes::new(py, v.bytes()));
+    }
     PyList::new(py, out)
+}
+
+/// The values of the keys at `missing` (L0 misses) from the tiers behind
+/// L0, in one request per Redis node, without the GIL: (index, value) for
+/// each one found. Nothing without Redis.
+fn fetch_missing(
+    py: Python<'_>,
+    cache: &Cache,
+    keys: &[&[u8]],
+    missing: &[usize],
+) -> PyResult<Vec<(usize, strata::Value)>> {
+    let Some(t) = &cache.tiers else {
+        return Ok(Vec::new());
+    };
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wanted: Vec<&[u8]> = missing.iter().map(|&i| keys[i]).collect();
+    let got = py
+        .detach(|| t.fetch_many(&wanted))
+        .map_err(crate::errors::cache_to_py)?;
+    Ok(missing
+        .iter()
+        .zip(got)
+        .filter_map(|(&i, v)| v.map(|v| (i, v)))
+        .collect())
 }
 
 /// The layout of one row of the output.
@@ -109,6 +139,28 @@ pub fn get_numpy_many<'py>(
         Some(r) => r.map_err(to_py)?,
     }
     drop(buf);
+    // L0's misses, from Redis in one request per node, promoted on the way.
+    let missing: Vec<usize> = (0..n).filter(|&i| !found[i]).collect();
+    let fetched = fetch_missing(py, cache, &keys, &missing)?;
+    if !fetched.is_empty() {
+        let mut buf = CallerBuffer::contiguous(&out)
+            .ok_or_else(|| PyValueError::new_err("out must be C-contiguous"))?;
+        buf.with_bytes_mut(|dst| {
+            for (i, v) in &fetched {
+                let raw = v
+                    .type_tag()
+                    .and_then(|t| t.encode().ok())
+                    .unwrap_or_default();
+                if v.len() == row.bytes && dtype_of.matches(&raw) {
+                    dst[i * row.bytes..(i + 1) * row.bytes].copy_from_slice(v.bytes());
+                    found[*i] = true;
+                } else if bad.is_none() {
+                    bad = Some((*i, describe(&raw, v.len())));
+                }
+            }
+        })
+        .ok_or_else(|| PyValueError::new_err("out is read-only"))?;
+    }
     if let Some((i, what)) = bad {
         return Err(PyValueError::new_err(format!(
             "key {:?} holds {what}, not rows of {} bytes of {}",
@@ -156,6 +208,19 @@ fn first_row<'py>(
         // peek, not a get: the batch read counts this key's access.
         if let Some(g) = seg.peek(key).map_err(to_py)? {
             let (descr, dims) = resolve(py, &cache.descrs, g.raw_tag(), g.len(), shape, dtype)?;
+            return Row::new(descr, dims);
+        }
+    }
+    // Nothing in L0: the first value Redis has, if the cache has Redis
+    // (the fetch promotes them all, so the gather then finds them in L0).
+    if cache.tiers.is_some() && shape.is_none() && dtype.is_none() {
+        let all: Vec<usize> = (0..keys.len()).collect();
+        if let Some((_, v)) = fetch_missing(py, cache, keys, &all)?.into_iter().next() {
+            let raw = v
+                .type_tag()
+                .and_then(|t| t.encode().ok())
+                .unwrap_or_default();
+            let (descr, dims) = resolve(py, &cache.descrs, &raw, v.len(), shape, dtype)?;
             return Row::new(descr, dims);
         }
     }

@@ -3,10 +3,10 @@
 use crate::arrays::{readonly_array, PinnedValue};
 use crate::batch;
 use crate::dtypes::{flat, parse_shape, refuse_object, Descrs, Dims};
-use crate::errors::{to_py, StrataError};
+use crate::errors::{cache_to_py, to_py, StrataError};
 use crate::keys::key_bytes;
 use crate::memo::{Memo, Recall, Remembered};
-use crate::values::encode;
+use crate::values::{encode, numpy_fn};
 use numpy::{PyArrayDescr, PyArrayDescrMethods};
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -36,6 +36,14 @@ const MEMO_PER_SHARD: usize = 16;
 #[pyclass(frozen, module = "strata")]
 pub struct Cache {
     seg: Segment,
+    /// The tiers behind L0, when Redis is configured. L0 reads go to `seg`
+    /// directly, and only their misses come here.
+    pub(crate) tiers: Option<strata::Cache>,
+    /// How it was opened, for pickling.
+    redis: Option<String>,
+    redis_cluster: Option<Vec<String>>,
+    write: Option<String>,
+    default_ttl: Option<f64>,
     /// Cleared by `close()`. The segment itself stays mapped until this
     /// object and every array taken from it are gone: a call on another
     /// thread may still be using it, and a flag costs a read a plain load
@@ -55,6 +63,15 @@ impl Cache {
     /// Lets go of remembered `get_numpy` results whose keys have changed.
     fn sweep_memo(&self, seg: &Segment) {
         drop(self.memo.sweep(|p| seg.is_current(p.view())));
+    }
+
+    /// The L2 half of a read that missed L0, without the GIL. None without
+    /// Redis.
+    pub(crate) fn fetch(&self, py: Python<'_>, key: &[u8]) -> PyResult<Option<strata::Value>> {
+        match &self.tiers {
+            Some(t) => py.detach(|| t.fetch(key)).map_err(cache_to_py),
+            None => Ok(None),
+        }
     }
 
     /// The segment, or an error once closed.
@@ -141,7 +158,7 @@ pub(crate) fn resolve<'py>(
 #[pymethods]
 impl Cache {
     #[new]
-    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0, max_entries = None, huge_pages = true, trust_foreign = false))]
+    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0, max_entries = None, huge_pages = true, trust_foreign = false, redis = None, redis_cluster = None, write = None, ttl = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -153,6 +170,10 @@ impl Cache {
         max_entries: Option<u64>,
         huge_pages: bool,
         trust_foreign: bool,
+        redis: Option<String>,
+        redis_cluster: Option<Vec<String>>,
+        write: Option<String>,
+        ttl: Option<f64>,
     ) -> PyResult<Self> {
         let memo = usize::try_from(memo)
             .map_err(|_| PyValueError::new_err(format!("memo must be 0 or more, not {memo}")))?;
@@ -168,16 +189,42 @@ impl Cache {
             opts = opts.max_entries(n);
         }
         let name_owned = name.to_string();
-        // Creating reserves and zeroes the memory: let other threads run.
-        let seg = py
-            .detach(|| {
-                if create {
-                    Segment::open_or_create(&name_owned, &opts)
-                } else {
-                    Segment::open(&name_owned, &opts)
+        let tiered = redis.is_some() || redis_cluster.is_some() || write.is_some() || ttl.is_some();
+        let (seg, tiers) = if tiered {
+            let mut b = strata::Cache::builder(name)
+                .segment_options(opts)
+                .create(create);
+            match (&redis, &redis_cluster) {
+                (Some(_), Some(_)) => {
+                    return Err(PyValueError::new_err(
+                        "give redis= or redis_cluster=, not both",
+                    ))
                 }
-            })
-            .map_err(to_py)?;
+                (Some(url), None) => b = b.redis(url),
+                (None, Some(urls)) => b = b.redis_cluster(urls.clone()),
+                (None, None) => {}
+            }
+            if let Some(w) = &write {
+                b = b.write_policy(w.parse().map_err(cache_to_py)?);
+            }
+            if let Some(t) = ttl {
+                b = b.default_ttl(ttl_from_secs(t).map_err(to_py)?);
+            }
+            let c = py.detach(|| b.build()).map_err(cache_to_py)?;
+            (c.segment().clone(), Some(c))
+        } else {
+            // Creating reserves and zeroes the memory: let other threads run.
+            let seg = py
+                .detach(|| {
+                    if create {
+                        Segment::open_or_create(&name_owned, &opts)
+                    } else {
+                        Segment::open(&name_owned, &opts)
+                    }
+                })
+                .map_err(to_py)?;
+            (seg, None)
+        };
         warn_if_kept(py, &seg, memory.map(|_| asked), max_entries)?;
         let memo_asked = memo;
         let memo = memo.min(seg.layout().shard_count as usize * MEMO_PER_SHARD);
@@ -186,6 +233,11 @@ impl Cache {
             memo: Memo::new(memo, memo_bytes),
             memo_asked,
             trust_foreign,
+            tiers,
+            redis,
+            redis_cluster,
+            write,
+            default_ttl: ttl,
             path: seg.path().to_path_buf(),
             seg,
             open: AtomicBool::new(true),
@@ -214,6 +266,10 @@ impl Cache {
             py.None(),
             true,
             me.trust_foreign,
+            me.redis.clone(),
+            me.redis_cluster.clone(),
+            me.write.clone(),
+            me.default_ttl,
         )
             .into_pyobject(py)?;
         Ok((slf.get_type().into_any(), args))
@@ -266,11 +322,15 @@ impl Cache {
     /// The data stays for other processes; arrays already returned stay
     /// valid until they are gone. The mapping is released once this object
     /// and every array taken from it are gone.
-    fn close(&self) {
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
         if self.open.swap(false, Ordering::AcqRel) {
             drop(self.memo.clear());
             self.seg.release_thread();
+            if let Some(t) = &self.tiers {
+                py.detach(|| t.close()).map_err(cache_to_py)?;
+            }
         }
+        Ok(())
     }
 
     /// A closed cache cannot be entered: `with` on it raises StrataError.
@@ -280,9 +340,9 @@ impl Cache {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
-        self.close();
-        false
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
     }
 
     fn __repr__(&self) -> String {
@@ -298,6 +358,7 @@ impl Cache {
     #[pyo3(signature = (key, value, ttl = None))]
     fn set(
         &self,
+        py: Python<'_>,
         key: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
         ttl: Option<f64>,
@@ -311,6 +372,14 @@ impl Cache {
         }
         if let Some(tag) = tag {
             opts = opts.tag(tag);
+        }
+        if let Some(t) = &self.tiers {
+            // Through the write policy; Redis is waited for without the GIL.
+            let bytes = payload.bytes();
+            let outcome = py
+                .detach(|| t.put(key, bytes, &opts))
+                .map_err(cache_to_py)?;
+            return Ok(outcome != PutOutcome::Rejected);
         }
         let outcome = match seg.put(key, payload.bytes(), &opts) {
             // Remembered reads may pin blocks whose keys changed: let go of
@@ -333,8 +402,10 @@ impl Cache {
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let seg = self.seg()?;
         let key = key_bytes(key)?;
-        let guard = seg.get(key).map_err(to_py)?;
-        Ok(guard.map(|g| PyBytes::new(py, &g)))
+        if let Some(g) = seg.get(key).map_err(to_py)? {
+            return Ok(Some(PyBytes::new(py, &g)));
+        }
+        Ok(self.fetch(py, key)?.map(|v| PyBytes::new(py, v.bytes())))
     }
 
     /// A read-only NumPy array whose buffer is the value in shared memory:
@@ -369,8 +440,23 @@ impl Cache {
                 Recall::Missed { admit } => memo = admit,
             }
         }
-        let Some(view) = seg.get_view(key).map_err(to_py)? else {
-            return Ok(None);
+        let view = match seg.get_view(key).map_err(to_py)? {
+            Some(v) => v,
+            None => match self.fetch(py, key)? {
+                None => return Ok(None),
+                Some(strata::Value::Shared(v)) => v,
+                // Fetched but not admitted into L0: an array of its own.
+                Some(strata::Value::Owned { bytes, tag }) => {
+                    let raw = tag.and_then(|t| t.encode().ok()).unwrap_or_default();
+                    let (descr, dims) = resolve(py, &self.descrs, &raw, bytes.len(), shape, dtype)?;
+                    let flat =
+                        numpy_fn(py, "frombuffer")?.call1((PyBytes::new(py, &bytes), descr))?;
+                    let dims: Vec<usize> = dims.as_slice().iter().map(|&d| d as usize).collect();
+                    return Ok(Some(
+                        flat.call_method1("reshape", (PyTuple::new(py, dims)?,))?,
+                    ));
+                }
+            },
         };
         let owner = Bound::new(py, PinnedValue::new(view))?;
         let v = owner.get().view();
@@ -392,9 +478,34 @@ impl Cache {
         readonly_array(owner, descr, &dims).map(Some)
     }
 
-    /// Removes the key; True if it was there.
-    fn delete(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+    /// Removes the key, from Redis too unless the cache only reads it;
+    /// True if it was there.
+    fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let seg = self.seg()?;
+        let key = key_bytes(key)?;
+        match &self.tiers {
+            Some(t) => py.detach(|| t.delete(key)).map_err(cache_to_py),
+            None => seg.delete(key).map_err(to_py),
+        }
+    }
+
+    /// Drops the key from this machine's cache and leaves Redis alone: the
+    /// next read fetches it again. True if it was here.
+    fn invalidate(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         self.seg()?.delete(key_bytes(key)?).map_err(to_py)
+    }
+
+    /// Waits until every write queued for Redis (write="back") is there.
+    /// UpstreamError if Redis does not take them within `timeout` seconds;
+    /// they stay queued.
+    #[pyo3(signature = (timeout = 10.0))]
+    fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        self.seg()?;
+        let Some(t) = &self.tiers else { return Ok(()) };
+        let timeout = std::time::Duration::try_from_secs_f64(timeout).map_err(|_| {
+            PyValueError::new_err("timeout must be a non-negative number of seconds")
+        })?;
+        py.detach(|| t.flush_within(timeout)).map_err(cache_to_py)
     }
 
     /// Sets the key's time to live, in seconds; True if the key exists.
@@ -446,6 +557,23 @@ impl Cache {
         for (k, v) in s.fields() {
             d.set_item(k, v)?;
         }
+        if let Some(t) = &self.tiers {
+            let ts = t.stats().map_err(cache_to_py)?;
+            if let Some(l2) = ts.l2 {
+                d.set_item("l2_hits", l2.hits)?;
+                d.set_item("l2_misses", l2.misses)?;
+                d.set_item("l2_errors", l2.errors)?;
+                d.set_item("l2_requests", l2.requests)?;
+                d.set_item("l2_latency_p50_us", l2.latency_p50_us)?;
+                d.set_item("l2_latency_p99_us", l2.latency_p99_us)?;
+                d.set_item("l2_breaker", l2.breaker)?;
+            }
+            d.set_item("promotions", ts.promotions)?;
+            d.set_item("write_back_pending", ts.write_back_pending)?;
+            d.set_item("write_back_lag_ms", ts.write_back_lag_ms)?;
+            d.set_item("write_back_flushed", ts.write_back_flushed)?;
+            d.set_item("write_back_errors", ts.write_back_errors)?;
+        }
         Ok(d)
     }
 
@@ -455,7 +583,7 @@ impl Cache {
         py: Python<'py>,
         keys: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        batch::get_many(py, self.seg()?, keys)
+        batch::get_many(py, self, keys)
     }
 
     /// Many values gathered into one new (or the given) C-contiguous array

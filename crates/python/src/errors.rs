@@ -59,6 +59,12 @@ create_exception!(
 
 create_exception!(
     strata,
+    UpstreamError,
+    StrataError,
+    "Redis (L2) failed, timed out, or is cut off by the circuit breaker after recent failures; what L0 holds is still served."
+);
+create_exception!(
+    strata,
     ForeignSegmentError,
     StrataError,
     "The segment file belongs to another user, or others may write it; pass trust_foreign=True only to share a cache between users on purpose."
@@ -86,6 +92,22 @@ pub fn to_py(e: Error) -> PyErr {
     }
 }
 
+/// Converts a tiered-cache error into the exception a caller can catch.
+pub fn cache_to_py(e: strata::Error) -> PyErr {
+    match e {
+        strata::Error::Segment(e) => to_py(e),
+        strata::Error::Upstream(strata::UpstreamError::ValueTooLarge { .. }) => {
+            ValueTooLargeError::new_err(e.to_string())
+        }
+        strata::Error::Upstream(strata::UpstreamError::InvalidConfig { .. })
+        | strata::Error::InvalidConfig(_) => PyValueError::new_err(e.to_string()),
+        strata::Error::Upstream(_) | strata::Error::NotFlushed { .. } => {
+            UpstreamError::new_err(e.to_string())
+        }
+        strata::Error::Closed => StrataError::new_err(e.to_string()),
+    }
+}
+
 /// Adds the exception classes to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -104,5 +126,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("CorruptSegmentError", py.get_type::<CorruptSegmentError>())?;
     m.add("ForeignSegmentError", py.get_type::<ForeignSegmentError>())?;
+    m.add("UpstreamError", py.get_type::<UpstreamError>())?;
     Ok(())
 }

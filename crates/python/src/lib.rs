@@ -30,12 +30,23 @@ fn drop_segment(name: &str, dir: Option<PathBuf>) -> PyResult<bool> {
     Segment::unlink(name, &dir.unwrap_or_else(default_dir)).map_err(errors::to_py)
 }
 
+/// Drains every write-back queue of this process (registered with
+/// `atexit`, so that a process that exits normally loses no write).
+/// Returns the writes Redis did not take within `timeout` seconds.
+#[pyfunction]
+#[pyo3(signature = (timeout = 10.0))]
+fn _flush_all(py: Python<'_>, timeout: f64) -> usize {
+    let t = std::time::Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
+    py.detach(|| strata::flush_all(t))
+}
+
 #[pymodule]
 fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cache::Cache>()?;
     m.add_class::<arrays::PinnedValue>()?;
     m.add_function(wrap_pyfunction!(segments, m)?)?;
     m.add_function(wrap_pyfunction!(drop_segment, m)?)?;
+    m.add_function(wrap_pyfunction!(_flush_all, m)?)?;
     errors::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

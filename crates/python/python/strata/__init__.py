@@ -17,6 +17,8 @@ a ``multiprocessing`` parent): children attach on their first call. Arrays
 obtained before a fork must not be used in the child.
 """
 
+import atexit
+
 from ._strata import (
     Cache,
     CorruptSegmentError,
@@ -28,8 +30,10 @@ from ._strata import (
     SegmentNotFoundError,
     ShmTooSmallError,
     StrataError,
+    UpstreamError,
     ValueTooLargeError,
     __version__,
+    _flush_all,
     drop,
     segments,
 )
@@ -45,8 +49,13 @@ __all__ = [
     "SegmentNotFoundError",
     "ShmTooSmallError",
     "StrataError",
+    "UpstreamError",
     "ValueTooLargeError",
     "__version__",
     "drop",
     "segments",
 ]
+
+# Write-back caches hand their queued writes to Redis before the process
+# exits (a normal exit, or a SIGTERM handler that exits).
+atexit.register(_flush_all)

@@ -21,7 +21,9 @@ __all__ = [
     "IncompatibleSegmentError",
     "CorruptSegmentError",
     "ForeignSegmentError",
+    "UpstreamError",
     "__version__",
+    "_flush_all",
 ]
 
 __version__: str
@@ -57,6 +59,9 @@ class CorruptSegmentError(StrataError):
 class ForeignSegmentError(StrataError):
     """The cache file belongs to another user, or others may write it."""
 
+class UpstreamError(StrataError):
+    """Redis failed, timed out, or is cut off by the circuit breaker."""
+
 @final
 class PinnedValue:
     """Keeps one value pinned in shared memory; the `base` of its arrays."""
@@ -80,6 +85,10 @@ class Cache:
         max_entries: Optional[int] = None,
         huge_pages: bool = True,
         trust_foreign: bool = False,
+        redis: Optional[str] = None,
+        redis_cluster: Optional[Sequence[str]] = None,
+        write: Optional[str] = None,
+        ttl: Optional[float] = None,
     ) -> "Cache":
         """Attach to the named cache, creating it (with `memory` bytes or a
         size such as "1GiB"; default 1 GiB) if `create` is true. `dir`
@@ -95,7 +104,16 @@ class Cache:
         (RuntimeWarning). A cache file that another user owns, or that
         others may write, is refused with ForeignSegmentError unless
         `trust_foreign=True` (for sharing a cache between users on
-        purpose; the file's group and mode then govern access)."""
+        purpose; the file's group and mode then govern access).
+
+        `redis="redis://host:port/db"` (or `redis_cluster=[urls]`) puts
+        Redis behind the shared memory: a miss reads Redis and promotes
+        what it finds, with Redis's TTL. `write` is "through" (the default
+        with Redis: Redis, then the cache), "back" (the cache now, Redis in
+        the background; `flush()` and `close()` drain it) or "none" (Redis
+        is only read). `ttl` is the default TTL in seconds of writes that
+        give none. Redis errors raise UpstreamError; what the cache holds
+        is served regardless."""
     def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
         """Pickles as a way back to the same cache: unpickling attaches to
         it by name and directory (never creating it), so a cache can be
@@ -155,7 +173,12 @@ class Cache:
         """Many values gathered into one (N, *row_shape) array, plus a mask of
         the keys found; absent rows are zero. An integer array of ids reads
         the keys `prefix + str(id)`."""
-    def delete(self, key: _Key) -> bool: ...
+    def delete(self, key: _Key) -> bool:
+        """Remove the key here and, unless write="none", in Redis."""
+    def invalidate(self, key: _Key) -> bool:
+        """Drop the key from this machine's cache, leaving Redis alone."""
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every write queued for Redis (write="back") is there."""
     def expire(self, key: _Key, ttl: float) -> bool: ...
     def persist(self, key: _Key) -> bool: ...
     def ttl(self, key: _Key) -> Optional[float]:
@@ -163,7 +186,7 @@ class Cache:
     def __contains__(self, key: _Key, /) -> bool: ...
     def __len__(self) -> int: ...
     def keys(self) -> list[bytes]: ...
-    def stats(self) -> dict[str, int]: ...
+    def stats(self) -> dict[str, Any]: ...
     def maintain(self) -> dict[str, int]:
         """Reap dead processes' slots, pins and locks; sweep expired entries."""
     def check(self) -> dict[str, Any]:
@@ -174,3 +197,6 @@ def segments(dir: Union[str, PathLike[str], None] = None) -> list[str]:
 
 def drop(name: str, dir: Union[str, PathLike[str], None] = None) -> bool:
     """Remove the named cache; True if it existed."""
+
+def _flush_all(timeout: float = 10.0) -> int:
+    """Drain every write-back queue of this process; the writes left."""
