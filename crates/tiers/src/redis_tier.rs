@@ -28,7 +28,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use strata_shm::TypeTag;
-use tokio::sync::OnceCell;
 
 /// The largest value Redis stores (its `proto-max-bulk-len` default).
 pub const REDIS_MAX_VALUE: usize = 512 * 1024 * 1024;
@@ -111,7 +110,11 @@ enum Clients {
 struct Engine {
     fork_gen: u64,
     rt: tokio::runtime::Runtime,
-    conn: OnceCell<Conn>,
+    /// The connection, made on first use and dropped after a failure, so
+    /// that the next request connects afresh: a cluster connection learns
+    /// the slot map again (redis-rs keeps trying a dead primary's address
+    /// otherwise, and never sees its replica promoted).
+    conn: Mutex<Option<Conn>>,
 }
 
 pub struct RedisTier {
@@ -205,7 +208,7 @@ impl RedisTier {
         let e = Arc::new(Engine {
             fork_gen: gen,
             rt,
-            conn: OnceCell::new(),
+            conn: Mutex::new(None),
         });
         *slot = Some(e.clone());
         Ok(e)
@@ -244,10 +247,22 @@ impl RedisTier {
         let engine = self.engine()?;
         let start = Instant::now();
         let limit = self.cfg.timeout + self.cfg.connect_timeout;
+        let held = engine
+            .conn
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let out = engine.rt.block_on(async {
             tokio::time::timeout(limit, async {
-                let conn = engine.conn.get_or_try_init(|| self.connect()).await?;
-                f(conn.clone()).await
+                let conn = match held {
+                    Some(c) => c,
+                    None => {
+                        let c = self.connect().await?;
+                        *engine.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
+                        c
+                    }
+                };
+                f(conn).await
             })
             .await
         });
@@ -265,6 +280,9 @@ impl RedisTier {
             Err(e) => {
                 self.stats.errors.fetch_add(1, Relaxed);
                 self.breaker.failure(&e.to_string());
+                if self.cfg.cluster {
+                    *engine.conn.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                }
             }
         }
         res

@@ -12,6 +12,7 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: PathBuf,
+    cluster: bool,
 }
 
 fn free_port() -> u16 {
@@ -34,14 +35,41 @@ impl RedisServer {
             port: free_port(),
             child: None,
             dir,
+            cluster: false,
+        };
+        s.launch();
+        s
+    }
+
+    fn start_clustered() -> RedisServer {
+        let dir = std::env::temp_dir().join(format!(
+            "strata-redis-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut s = RedisServer {
+            port: free_port(),
+            child: None,
+            dir,
+            cluster: true,
         };
         s.launch();
         s
     }
 
     fn launch(&mut self) {
+        let mut extra: Vec<String> = Vec::new();
+        if self.cluster {
+            extra.extend(
+                ["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"].map(String::from),
+            );
+            extra.push("--cluster-config-file".into());
+            extra.push(format!("nodes-{}.conf", self.port));
+        }
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(&extra)
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
@@ -150,5 +178,81 @@ impl ShmDir {
 impl Drop for ShmDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A real Redis Cluster: `masters` primaries with `replicas` replicas each,
+/// joined with `redis-cli --cluster create`, on free loopback ports.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start(masters: usize, replicas: usize) -> RedisCluster {
+        let n = masters * (1 + replicas);
+        let nodes: Vec<RedisServer> = (0..n).map(|_| RedisServer::start_clustered()).collect();
+        let mut cmd = Command::new("redis-cli");
+        cmd.arg("--cluster").arg("create");
+        for node in &nodes {
+            cmd.arg(format!("127.0.0.1:{}", node.port));
+        }
+        cmd.args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"]);
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+        let c = RedisCluster { nodes };
+        c.wait_ok();
+        c
+    }
+
+    /// Waits until every node reports the cluster ok and every replica
+    /// has synced with its primary (a replica that never has cannot take
+    /// over when the primary dies).
+    pub fn wait_ok(&self) {
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            let ready = |n: &RedisServer| {
+                n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok") && {
+                    let repl = n.cli(&["INFO", "replication"]);
+                    repl.contains("role:master") || repl.contains("master_link_status:up")
+                }
+            };
+            if self.nodes.iter().filter(|n| n.child.is_some()).all(ready) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the cluster did not become ok");
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| n.url().replace("/0", ""))
+            .collect()
+    }
+
+    /// The node that serves `key` as a primary.
+    pub fn master_of(&mut self, key: &str) -> &mut RedisServer {
+        let out = self.nodes[0].cli(&["CLUSTER", "KEYSLOT", key]);
+        let slot: u16 = out.trim().parse().unwrap();
+        let shards = self.nodes[0].cli(&["CLUSTER", "NODES"]);
+        let port = shards
+            .lines()
+            .find(|l| {
+                l.contains("master") && !l.contains("fail") && {
+                    l.split_whitespace().skip(8).any(|r| {
+                        let (a, b) = r.split_once('-').unwrap_or((r, r));
+                        match (a.parse::<u16>(), b.parse::<u16>()) {
+                            (Ok(a), Ok(b)) => a <= slot && slot <= b,
+                            _ => false,
+                        }
+                    })
+                }
+            })
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|addr| addr.split(['@', ':']).nth(1))
+            .and_then(|p| p.parse::<u16>().ok())
+            .expect("a master for the slot");
+        self.nodes.iter_mut().find(|n| n.port == port).unwrap()
     }
 }
