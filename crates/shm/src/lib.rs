@@ -73,7 +73,7 @@ pub fn fork_generation() -> u64 {
     mem::sys::fork_generation()
 }
 pub use options::{
-    check_ttl, default_dir, ttl_from_secs, EvictHook, EvictReason, Evicted, ProgressHook,
+    check_ttl, default_dir, ttl_from_secs, EvictHook, EvictReason, Evicted, ProgressHook, PutIf,
     PutOptions, PutOutcome, SegmentOptions, MAX_TTL,
 };
 pub use read::{Entry, Guard, View};

@@ -203,6 +203,15 @@ pub fn ttl_from_secs(secs: f64) -> Result<Duration> {
     Ok(ttl)
 }
 
+/// The condition of a conditional write ([`crate::Segment::put_if`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutIf {
+    /// Only if the key is absent (or expired).
+    Absent,
+    /// Only if the key is present.
+    Present,
+}
+
 /// Per-write options.
 #[derive(Clone, Debug, Default)]
 pub struct PutOptions {

@@ -13,12 +13,13 @@ use crate::layout::{self, shard, SLOTS_PER_BUCKET};
 use crate::local::{self, ThreadSlot};
 use crate::lock::Acquired;
 use crate::mem::Words;
-use crate::options::{check_ttl, EvictReason, Evicted, PutOptions, PutOutcome};
+use crate::options::{check_ttl, EvictReason, Evicted, PutIf, PutOptions, PutOutcome};
 use crate::read::Found;
 use crate::rebalance::Reassigned;
 use crate::reclaim::{Backoff, RECLAIM_BATCH};
 use crate::segment::{Inner, Segment};
 use crate::tag::TypeTag;
+use std::borrow::Cow;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::Duration;
 
@@ -376,6 +377,55 @@ impl Segment {
     /// Stores `value` under `key`, replacing any previous value. Readers
     /// see the old value or the new one, never a mix.
     pub fn put(&self, key: &[u8], value: &[u8], opts: &PutOptions) -> Result<PutOutcome> {
+        let written = self.write_with(key, opts, |_| Some(Cow::Borrowed(value)))?;
+        Ok(written.unwrap_or(PutOutcome::Rejected))
+    }
+
+    /// Stores `value` only if the key is absent (`PutIf::Absent`, as SET NX
+    /// or a lease) or present (`PutIf::Present`, as SET XX); an expired key
+    /// is absent. Ok(None) when the condition did not hold. The check and
+    /// the write happen under the key's shard lock: no other writer, in
+    /// any process, comes between them.
+    pub fn put_if(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        opts: &PutOptions,
+        cond: PutIf,
+    ) -> Result<Option<PutOutcome>> {
+        self.write_with(key, opts, |current| {
+            let holds = match cond {
+                PutIf::Absent => current.is_none(),
+                PutIf::Present => current.is_some(),
+            };
+            holds.then_some(Cow::Borrowed(value))
+        })
+    }
+
+    /// Reads the key's current value (None if absent or expired) and
+    /// writes what `f` returns from it, under the key's shard lock, so that
+    /// no other writer in any process comes between the read and the
+    /// write: for counters (INCR) and leases. `f` returning None writes
+    /// nothing (Ok(None)). `f` runs with a shard lock held: it must be
+    /// short and must not touch the segment.
+    pub fn update(
+        &self,
+        key: &[u8],
+        opts: &PutOptions,
+        f: impl FnOnce(Option<&[u8]>) -> Option<Vec<u8>>,
+    ) -> Result<Option<PutOutcome>> {
+        self.write_with(key, opts, |current| f(current).map(Cow::Owned))
+    }
+
+    /// The one write path: under the shard lock, `decide` sees the key's
+    /// current value and returns the value to store, or None to store
+    /// nothing.
+    fn write_with<'v>(
+        &self,
+        key: &[u8],
+        opts: &PutOptions,
+        decide: impl FnOnce(Option<&[u8]>) -> Option<Cow<'v, [u8]>>,
+    ) -> Result<Option<PutOutcome>> {
         if key.len() > block::MAX_KEY {
             return Err(Error::KeyTooLarge {
                 len: key.len(),
@@ -391,13 +441,6 @@ impl Segment {
         };
         let inner = &*self.inner;
         let fixed = block::needed(key.len() as u64, tag.len() as u64, 0);
-        let need = fixed + value.len() as u64;
-        if need > inner.max_block {
-            return Err(Error::ValueTooLarge {
-                len: value.len() as u64,
-                max: inner.max_block - fixed,
-            });
-        }
         if let Some(ttl) = opts.ttl {
             check_ttl(ttl)?;
         }
@@ -414,10 +457,25 @@ impl Segment {
         let expiry = opts.ttl.map(|t| expiry_at(now, t)).unwrap_or(0);
 
         let (target, victim_freq) = inner.target(h, key, now);
+        let current = match &target {
+            Target::Update(f) => Some(f.hdr.value(r)),
+            _ => None,
+        };
+        let Some(value) = decide(current) else {
+            return Ok(None);
+        };
+        let value: &[u8] = &value;
+        let need = fixed + value.len() as u64;
+        if need > inner.max_block {
+            return Err(Error::ValueTooLarge {
+                len: value.len() as u64,
+                max: inner.max_block - fixed,
+            });
+        }
         let freq = inner.sketch.estimate(r, h.0);
         let rejected = |inner: &Inner| {
             inner.counter(shard, shard::REJECTIONS, 1);
-            Ok(PutOutcome::Rejected)
+            Ok(Some(PutOutcome::Rejected))
         };
         if matches!(target, Target::Displace(_, Removal::Evicted))
             && !inner.opts.admission.admit(freq, victim_freq)
@@ -469,7 +527,7 @@ impl Segment {
         if inner.limbo_len(shard) >= RECLAIM_BATCH {
             inner.reclaim(&ts, shard, false);
         }
-        Ok(outcome)
+        Ok(Some(outcome))
     }
 
     /// Removes a key. Ok(false) if it was absent (or already expired).

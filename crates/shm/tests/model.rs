@@ -6,7 +6,7 @@ use common::{ShmDir, MIB};
 use proptest::prelude::*;
 use std::collections::HashMap;
 use std::time::Duration;
-use strata_shm::{Clock, PutOptions, Segment};
+use strata_shm::{Clock, PutIf, PutOptions, Segment};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -22,6 +22,9 @@ enum Op {
     Persist(u8),
     Tick(u64),
     Maintain,
+    PutIfAbsent(u8, u8),
+    PutIfPresent(u8, u8),
+    Incr(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -34,6 +37,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..24).prop_map(Op::Persist),
         2 => (0u64..30).prop_map(Op::Tick),
         1 => Just(Op::Maintain),
+        1 => (0u8..24, any::<u8>()).prop_map(|(k, f)| Op::PutIfAbsent(k, f)),
+        1 => (0u8..24, any::<u8>()).prop_map(|(k, f)| Op::PutIfPresent(k, f)),
+        1 => (0u8..24).prop_map(Op::Incr),
     ]
 }
 
@@ -90,6 +96,26 @@ proptest! {
                 }
                 Op::Tick(ms) => { clock.advance(ms); m.now += ms; }
                 Op::Maintain => { seg.maintain().unwrap(); }
+                Op::PutIfAbsent(k, fill) | Op::PutIfPresent(k, fill) => {
+                    let absent = matches!(op, Op::PutIfAbsent(..));
+                    let cond = if absent { PutIf::Absent } else { PutIf::Present };
+                    let v = vec![fill; 10];
+                    let done = seg.put_if(&key(k), &v, &PutOptions::default(), cond).unwrap();
+                    let holds = m.live(k).is_none() == absent;
+                    prop_assert_eq!(done.is_some(), holds);
+                    if holds { m.map.insert(k, (v, None)); }
+                }
+                Op::Incr(k) => {
+                    // A counter as INCR keeps it: 8 little-endian bytes.
+                    let before = m.live(k).map(|(v, _)| v.clone());
+                    let next = |cur: Option<&[u8]>| {
+                        let n = cur.and_then(|c| <[u8; 8]>::try_from(c).ok()).map(u64::from_le_bytes).unwrap_or(0);
+                        Some((n + 1).to_le_bytes().to_vec())
+                    };
+                    let want = next(before.as_deref()).unwrap();
+                    seg.update(&key(k), &PutOptions::default(), next).unwrap();
+                    m.map.insert(k, (want, None));
+                }
             }
         }
         let mut keys: Vec<Vec<u8>> = seg.keys().collect();

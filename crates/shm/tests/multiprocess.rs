@@ -129,6 +129,19 @@ fn child_entry() {
             println!("READY {}", seg.janitor_token());
             std::thread::sleep(Duration::from_secs(60));
         }
+        "counter" => {
+            for _ in 0..keys {
+                seg.update(b"count", &no, |cur| {
+                    let n = cur
+                        .and_then(|c| <[u8; 8]>::try_from(c).ok())
+                        .map(u64::from_le_bytes)
+                        .unwrap_or(0);
+                    Some((n + 1).to_le_bytes().to_vec())
+                })
+                .unwrap();
+            }
+            println!("\nRESULT done");
+        }
         "idle" => {
             assert!(seg.get(b"big").unwrap().is_some());
             println!("READY");
@@ -382,4 +395,38 @@ fn kill_dash_nine_anywhere_costs_nothing_lasting() {
         "chaos: {killed} processes killed, {} shard repairs",
         st.repairs
     );
+}
+
+#[test]
+fn updates_from_many_processes_and_threads_lose_no_increment() {
+    let dir = ShmDir::new("counter");
+    let seg = dir.create("s", 16 * MIB);
+    let env = vec![
+        ("SEG_DIR", dir.path.display().to_string()),
+        ("KEYS", "2000".to_string()),
+    ];
+    let procs: Vec<_> = (0..3).map(|_| spawn_role("counter", &env)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..2000 {
+                    seg.update(b"count", &PutOptions::default(), |cur| {
+                        let n = cur
+                            .and_then(|c| <[u8; 8]>::try_from(c).ok())
+                            .map(u64::from_le_bytes)
+                            .unwrap_or(0);
+                        Some((n + 1).to_le_bytes().to_vec())
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    for p in procs {
+        let (line, status) = output(p);
+        assert!(status.success() && line == "done", "{line} {status}");
+    }
+    let v = seg.get(b"count").unwrap().unwrap();
+    assert_eq!(u64::from_le_bytes(v[..8].try_into().unwrap()), 5 * 2000);
+    assert!(seg.check().unwrap().is_clean());
 }
