@@ -24,6 +24,20 @@ pub struct Cache {
     write_back: Option<Arc<WriteBack>>,
     promotions: AtomicU64,
     closed: AtomicBool,
+    pub(crate) flights: crate::compute::Flights,
+    pub(crate) counters: Counters,
+}
+
+/// Counters of the serving patterns.
+#[derive(Default)]
+pub(crate) struct Counters {
+    /// Computations run by `get_or_compute` in this process.
+    pub computes: AtomicU64,
+    /// Callers that waited for another's computation instead of running
+    /// their own (in this process or another).
+    pub coalesced: AtomicU64,
+    /// Early refreshes (XFetch) started by this process.
+    pub early_refreshes: AtomicU64,
 }
 
 /// The figures of every tier.
@@ -40,6 +54,11 @@ pub struct CacheStats {
     pub write_back_flushed: u64,
     /// Batches that failed and were queued again.
     pub write_back_errors: u64,
+    /// `get_or_compute`: computations run, callers that waited for another's
+    /// instead, and early refreshes (XFetch), in this process.
+    pub computes: u64,
+    pub coalesced_waits: u64,
+    pub early_refreshes: u64,
 }
 
 impl std::fmt::Debug for Cache {
@@ -72,6 +91,8 @@ impl Cache {
             write_back,
             promotions: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            flights: Default::default(),
+            counters: Counters::default(),
         }
     }
 
@@ -83,6 +104,11 @@ impl Cache {
 
     pub fn write_policy(&self) -> WritePolicy {
         self.policy
+    }
+
+    /// The TTL of writes that give none.
+    pub fn default_ttl(&self) -> Option<Duration> {
+        self.default_ttl
     }
 
     pub fn has_l2(&self) -> bool {
@@ -258,6 +284,9 @@ impl Cache {
             write_back_lag_ms: lag,
             write_back_flushed: flushed,
             write_back_errors: errors,
+            computes: self.counters.computes.load(Relaxed),
+            coalesced_waits: self.counters.coalesced.load(Relaxed),
+            early_refreshes: self.counters.early_refreshes.load(Relaxed),
         })
     }
 }

@@ -23,6 +23,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// The computation of `get_or_compute` failed (here, or in the
+    /// process that held the lease); nothing was cached.
+    #[error("computing the value failed: {0}")]
+    ComputeFailed(String),
+
     /// The cache was closed.
     #[error("the cache is closed")]
     Closed,

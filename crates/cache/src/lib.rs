@@ -28,6 +28,7 @@
 
 mod builder;
 mod cache;
+mod compute;
 mod error;
 mod policy;
 mod value;
@@ -35,6 +36,7 @@ mod write_back;
 
 pub use builder::CacheBuilder;
 pub use cache::{flush_all, Cache, CacheStats};
+pub use compute::{refresh_early, ComputeOptions, Computed};
 pub use error::{Error, Result};
 pub use policy::WritePolicy;
 pub use strata_shm::{PutOptions, PutOutcome, Segment, SegmentOptions, TypeTag};

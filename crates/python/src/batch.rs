@@ -40,10 +40,8 @@ fn fetch_missing(
     keys: &[&[u8]],
     missing: &[usize],
 ) -> PyResult<Vec<(usize, strata::Value)>> {
-    let Some(t) = &cache.tiers else {
-        return Ok(Vec::new());
-    };
-    if missing.is_empty() {
+    let t = &cache.tiers;
+    if missing.is_empty() || !t.has_l2() {
         return Ok(Vec::new());
     }
     let wanted: Vec<&[u8]> = missing.iter().map(|&i| keys[i]).collect();
@@ -213,7 +211,7 @@ fn first_row<'py>(
     }
     // Nothing in L0: the first value Redis has, if the cache has Redis
     // (the fetch promotes them all, so the gather then finds them in L0).
-    if cache.tiers.is_some() && shape.is_none() && dtype.is_none() {
+    if cache.tiers.has_l2() && shape.is_none() && dtype.is_none() {
         let all: Vec<usize> = (0..keys.len()).collect();
         if let Some((_, v)) = fetch_missing(py, cache, keys, &all)?.into_iter().next() {
             let raw = v

@@ -36,9 +36,9 @@ const MEMO_PER_SHARD: usize = 16;
 #[pyclass(frozen, module = "strata")]
 pub struct Cache {
     seg: Segment,
-    /// The tiers behind L0, when Redis is configured. L0 reads go to `seg`
-    /// directly, and only their misses come here.
-    pub(crate) tiers: Option<strata::Cache>,
+    /// The tiered cache (L0, and Redis when configured). L0 reads go to
+    /// `seg` directly, and only their misses come here.
+    pub(crate) tiers: strata::Cache,
     /// How it was opened, for pickling.
     redis: Option<String>,
     redis_cluster: Option<Vec<String>>,
@@ -65,13 +65,39 @@ impl Cache {
         drop(self.memo.sweep(|p| seg.is_current(p.view())));
     }
 
+    /// An array of a value read through the tiers: a zero-copy view of L0
+    /// if it is there, else an array over a copy.
+    fn value_array<'py>(
+        &self,
+        py: Python<'py>,
+        value: strata::Value,
+        shape: Option<&Bound<'py, PyAny>>,
+        dtype: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match value {
+            strata::Value::Shared(view) => {
+                let owner = Bound::new(py, PinnedValue::new(view))?;
+                let v = owner.get().view();
+                let (descr, dims) = resolve(py, &self.descrs, v.raw_tag(), v.len(), shape, dtype)?;
+                readonly_array(owner, descr, &dims)
+            }
+            strata::Value::Owned { bytes, tag } => {
+                let raw = tag.and_then(|t| t.encode().ok()).unwrap_or_default();
+                let (descr, dims) = resolve(py, &self.descrs, &raw, bytes.len(), shape, dtype)?;
+                let flat = numpy_fn(py, "frombuffer")?.call1((PyBytes::new(py, &bytes), descr))?;
+                let dims: Vec<usize> = dims.as_slice().iter().map(|&d| d as usize).collect();
+                flat.call_method1("reshape", (PyTuple::new(py, dims)?,))
+            }
+        }
+    }
+
     /// The L2 half of a read that missed L0, without the GIL. None without
     /// Redis.
     pub(crate) fn fetch(&self, py: Python<'_>, key: &[u8]) -> PyResult<Option<strata::Value>> {
-        match &self.tiers {
-            Some(t) => py.detach(|| t.fetch(key)).map_err(cache_to_py),
-            None => Ok(None),
+        if !self.tiers.has_l2() {
+            return Ok(None);
         }
+        py.detach(|| self.tiers.fetch(key)).map_err(cache_to_py)
     }
 
     /// The segment, or an error once closed.
@@ -188,43 +214,28 @@ impl Cache {
         if let Some(n) = max_entries {
             opts = opts.max_entries(n);
         }
-        let name_owned = name.to_string();
-        let tiered = redis.is_some() || redis_cluster.is_some() || write.is_some() || ttl.is_some();
-        let (seg, tiers) = if tiered {
-            let mut b = strata::Cache::builder(name)
-                .segment_options(opts)
-                .create(create);
-            match (&redis, &redis_cluster) {
-                (Some(_), Some(_)) => {
-                    return Err(PyValueError::new_err(
-                        "give redis= or redis_cluster=, not both",
-                    ))
-                }
-                (Some(url), None) => b = b.redis(url),
-                (None, Some(urls)) => b = b.redis_cluster(urls.clone()),
-                (None, None) => {}
+        let mut b = strata::Cache::builder(name)
+            .segment_options(opts)
+            .create(create);
+        match (&redis, &redis_cluster) {
+            (Some(_), Some(_)) => {
+                return Err(PyValueError::new_err(
+                    "give redis= or redis_cluster=, not both",
+                ))
             }
-            if let Some(w) = &write {
-                b = b.write_policy(w.parse().map_err(cache_to_py)?);
-            }
-            if let Some(t) = ttl {
-                b = b.default_ttl(ttl_from_secs(t).map_err(to_py)?);
-            }
-            let c = py.detach(|| b.build()).map_err(cache_to_py)?;
-            (c.segment().clone(), Some(c))
-        } else {
-            // Creating reserves and zeroes the memory: let other threads run.
-            let seg = py
-                .detach(|| {
-                    if create {
-                        Segment::open_or_create(&name_owned, &opts)
-                    } else {
-                        Segment::open(&name_owned, &opts)
-                    }
-                })
-                .map_err(to_py)?;
-            (seg, None)
-        };
+            (Some(url), None) => b = b.redis(url),
+            (None, Some(urls)) => b = b.redis_cluster(urls.clone()),
+            (None, None) => {}
+        }
+        if let Some(w) = &write {
+            b = b.write_policy(w.parse().map_err(cache_to_py)?);
+        }
+        if let Some(t) = ttl {
+            b = b.default_ttl(ttl_from_secs(t).map_err(to_py)?);
+        }
+        // Creating reserves and zeroes the memory: let other threads run.
+        let tiers = py.detach(|| b.build()).map_err(cache_to_py)?;
+        let seg = tiers.segment().clone();
         warn_if_kept(py, &seg, memory.map(|_| asked), max_entries)?;
         let memo_asked = memo;
         let memo = memo.min(seg.layout().shard_count as usize * MEMO_PER_SHARD);
@@ -326,9 +337,7 @@ impl Cache {
         if self.open.swap(false, Ordering::AcqRel) {
             drop(self.memo.clear());
             self.seg.release_thread();
-            if let Some(t) = &self.tiers {
-                py.detach(|| t.close()).map_err(cache_to_py)?;
-            }
+            py.detach(|| self.tiers.close()).map_err(cache_to_py)?;
         }
         Ok(())
     }
@@ -373,7 +382,8 @@ impl Cache {
         if let Some(tag) = tag {
             opts = opts.tag(tag);
         }
-        if let Some(t) = &self.tiers {
+        let t = &self.tiers;
+        if t.has_l2() || t.default_ttl().is_some() {
             // Through the write policy; Redis is waited for without the GIL.
             let bytes = payload.bytes();
             let outcome = py
@@ -446,16 +456,7 @@ impl Cache {
                 None => return Ok(None),
                 Some(strata::Value::Shared(v)) => v,
                 // Fetched but not admitted into L0: an array of its own.
-                Some(strata::Value::Owned { bytes, tag }) => {
-                    let raw = tag.and_then(|t| t.encode().ok()).unwrap_or_default();
-                    let (descr, dims) = resolve(py, &self.descrs, &raw, bytes.len(), shape, dtype)?;
-                    let flat =
-                        numpy_fn(py, "frombuffer")?.call1((PyBytes::new(py, &bytes), descr))?;
-                    let dims: Vec<usize> = dims.as_slice().iter().map(|&d| d as usize).collect();
-                    return Ok(Some(
-                        flat.call_method1("reshape", (PyTuple::new(py, dims)?,))?,
-                    ));
-                }
+                Some(owned) => return self.value_array(py, owned, shape, dtype).map(Some),
             },
         };
         let owner = Bound::new(py, PinnedValue::new(view))?;
@@ -478,15 +479,76 @@ impl Cache {
         readonly_array(owner, descr, &dims).map(Some)
     }
 
+    /// The value of `key`; on a miss in every tier, `fn()` runs once (one
+    /// call between this process's threads and the machine's processes),
+    /// and its result is stored with `ttl` seconds to live and returned:
+    /// as `get_numpy` would return it for an array, as `get` would for
+    /// anything else. `fn` returns bytes, a buffer or an ndarray. If it
+    /// raises, the exception reaches the caller that ran it, every caller
+    /// that waited for it gets `ComputeError`, and nothing is cached. Near
+    /// the expiry of a popular key, one reader recomputes it early (XFetch;
+    /// `beta=0` turns that off), so its expiry is never a stampede.
+    #[pyo3(signature = (key, r#fn, ttl = None, beta = 1.0))]
+    fn get_or_compute<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        r#fn: &Bound<'py, PyAny>,
+        ttl: Option<f64>,
+        beta: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.seg()?;
+        if !r#fn.is_callable() {
+            return Err(PyTypeError::new_err("fn must be callable"));
+        }
+        if !beta.is_finite() || beta < 0.0 {
+            return Err(PyValueError::new_err("beta must be 0 or more"));
+        }
+        let key = key_bytes(key)?.to_vec();
+        let opts = strata::ComputeOptions {
+            ttl: ttl.map(ttl_from_secs).transpose().map_err(to_py)?,
+            beta,
+            ..Default::default()
+        };
+        let func = r#fn.clone().unbind();
+        let raised: std::sync::Mutex<Option<PyErr>> = std::sync::Mutex::new(None);
+        let compute = || -> Result<strata::Computed, String> {
+            Python::attach(|py| {
+                let out = func.bind(py).call0().and_then(|v| {
+                    let (payload, tag) = encode(&v)?;
+                    Ok((payload.bytes().to_vec(), tag))
+                });
+                out.map_err(|e| {
+                    let msg = e.to_string();
+                    *raised.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    msg
+                })
+            })
+        };
+        // Waiting for another computation, or for Redis, without the GIL.
+        let got = py.detach(|| self.tiers.get_or_compute(&key, &opts, compute));
+        let value = match got {
+            Ok(v) => v,
+            Err(e) => {
+                let mine = raised.lock().unwrap_or_else(|p| p.into_inner()).take();
+                return Err(mine.unwrap_or_else(|| cache_to_py(e)));
+            }
+        };
+        if value.type_tag().is_some() {
+            return self.value_array(py, value, None, None);
+        }
+        Ok(PyBytes::new(py, value.bytes()).into_any())
+    }
+
     /// Removes the key, from Redis too unless the cache only reads it;
     /// True if it was there.
     fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let seg = self.seg()?;
         let key = key_bytes(key)?;
-        match &self.tiers {
-            Some(t) => py.detach(|| t.delete(key)).map_err(cache_to_py),
-            None => seg.delete(key).map_err(to_py),
+        if self.tiers.has_l2() {
+            return py.detach(|| self.tiers.delete(key)).map_err(cache_to_py);
         }
+        seg.delete(key).map_err(to_py)
     }
 
     /// Drops the key from this machine's cache and leaves Redis alone: the
@@ -501,7 +563,7 @@ impl Cache {
     #[pyo3(signature = (timeout = 10.0))]
     fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
         self.seg()?;
-        let Some(t) = &self.tiers else { return Ok(()) };
+        let t = &self.tiers;
         let timeout = std::time::Duration::try_from_secs_f64(timeout).map_err(|_| {
             PyValueError::new_err("timeout must be a non-negative number of seconds")
         })?;
@@ -557,8 +619,8 @@ impl Cache {
         for (k, v) in s.fields() {
             d.set_item(k, v)?;
         }
-        if let Some(t) = &self.tiers {
-            let ts = t.stats().map_err(cache_to_py)?;
+        {
+            let ts = self.tiers.stats().map_err(cache_to_py)?;
             if let Some(l2) = ts.l2 {
                 d.set_item("l2_hits", l2.hits)?;
                 d.set_item("l2_misses", l2.misses)?;
@@ -573,6 +635,9 @@ impl Cache {
             d.set_item("write_back_lag_ms", ts.write_back_lag_ms)?;
             d.set_item("write_back_flushed", ts.write_back_flushed)?;
             d.set_item("write_back_errors", ts.write_back_errors)?;
+            d.set_item("computes", ts.computes)?;
+            d.set_item("coalesced_waits", ts.coalesced_waits)?;
+            d.set_item("early_refreshes", ts.early_refreshes)?;
         }
         Ok(d)
     }

@@ -65,6 +65,12 @@ create_exception!(
 );
 create_exception!(
     strata,
+    ComputeError,
+    StrataError,
+    "get_or_compute's function failed in another thread or process that was computing the same key; nothing was cached."
+);
+create_exception!(
+    strata,
     ForeignSegmentError,
     StrataError,
     "The segment file belongs to another user, or others may write it; pass trust_foreign=True only to share a cache between users on purpose."
@@ -105,6 +111,7 @@ pub fn cache_to_py(e: strata::Error) -> PyErr {
             UpstreamError::new_err(e.to_string())
         }
         strata::Error::Closed => StrataError::new_err(e.to_string()),
+        strata::Error::ComputeFailed(_) => ComputeError::new_err(e.to_string()),
     }
 }
 
@@ -127,5 +134,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CorruptSegmentError", py.get_type::<CorruptSegmentError>())?;
     m.add("ForeignSegmentError", py.get_type::<ForeignSegmentError>())?;
     m.add("UpstreamError", py.get_type::<UpstreamError>())?;
+    m.add("ComputeError", py.get_type::<ComputeError>())?;
     Ok(())
 }

@@ -136,3 +136,25 @@ impl Segment {
                 .is_alive(&*inner.region, &ts.live(), cur, ts.idx))
     }
 }
+
+impl Segment {
+    /// A token naming the calling thread as an owner, for leases kept in
+    /// the segment (single-flight, elections): its reader slot and that
+    /// slot's claim generation, so that a reused slot never passes for an
+    /// old owner.
+    pub fn owner_token(&self) -> Result<u64> {
+        Ok(local::thread_slot(&self.inner)?.token)
+    }
+
+    /// Whether the owner named by `token` is alive: its slot still records
+    /// it and the slot's kernel byte lock is held. A dead owner's lease
+    /// may be taken over.
+    pub fn is_owner_alive(&self, token: u64) -> Result<bool> {
+        let inner = &*self.inner;
+        let ts = local::thread_slot(inner)?;
+        Ok(token != 0
+            && inner
+                .slots
+                .is_alive(&*inner.region, &ts.live(), token, ts.idx))
+    }
+}

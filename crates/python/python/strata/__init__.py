@@ -19,8 +19,10 @@ obtained before a fork must not be used in the child.
 
 import atexit
 
+from ._cached import cached
 from ._strata import (
     Cache,
+    ComputeError,
     CorruptSegmentError,
     ForeignSegmentError,
     IncompatibleSegmentError,
@@ -40,6 +42,7 @@ from ._strata import (
 
 __all__ = [
     "Cache",
+    "ComputeError",
     "CorruptSegmentError",
     "ForeignSegmentError",
     "IncompatibleSegmentError",
@@ -52,6 +55,7 @@ __all__ = [
     "UpstreamError",
     "ValueTooLargeError",
     "__version__",
+    "cached",
     "drop",
     "segments",
 ]

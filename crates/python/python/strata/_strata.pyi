@@ -22,6 +22,7 @@ __all__ = [
     "CorruptSegmentError",
     "ForeignSegmentError",
     "UpstreamError",
+    "ComputeError",
     "__version__",
     "_flush_all",
 ]
@@ -61,6 +62,9 @@ class ForeignSegmentError(StrataError):
 
 class UpstreamError(StrataError):
     """Redis failed, timed out, or is cut off by the circuit breaker."""
+
+class ComputeError(StrataError):
+    """get_or_compute's function failed in the thread or process that ran it."""
 
 @final
 class PinnedValue:
@@ -173,6 +177,17 @@ class Cache:
         """Many values gathered into one (N, *row_shape) array, plus a mask of
         the keys found; absent rows are zero. An integer array of ids reads
         the keys `prefix + str(id)`."""
+    def get_or_compute(
+        self,
+        key: _Key,
+        fn: Any,
+        ttl: Optional[float] = None,
+        beta: float = 1.0,
+    ) -> Any:
+        """The value of `key`; on a miss, `fn()` runs once across threads and
+        processes and its result (bytes, a buffer or an ndarray) is stored
+        with `ttl` and returned (an array as get_numpy returns it, else
+        bytes). Near expiry one reader refreshes early (XFetch, `beta`)."""
     def delete(self, key: _Key) -> bool:
         """Remove the key here and, unless write="none", in Redis."""
     def invalidate(self, key: _Key) -> bool:
