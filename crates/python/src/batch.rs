@@ -46,7 +46,7 @@ fn fetch_missing(
     }
     let wanted: Vec<&[u8]> = missing.iter().map(|&i| keys[i]).collect();
     let got = py
-        .detach(|| t.fetch_many(&wanted))
+        .detach(|| t.fetch_many_copied(&wanted))
         .map_err(crate::errors::cache_to_py)?;
     Ok(missing
         .iter()
