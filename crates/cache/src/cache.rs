@@ -115,6 +115,10 @@ impl Cache {
         self.l2.is_some()
     }
 
+    pub(crate) fn l2(&self) -> Option<&Arc<dyn Tier>> {
+        self.l2.as_ref()
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Relaxed) {
             return Err(Error::Closed);

@@ -269,3 +269,54 @@ fn bad_configuration_is_refused_clearly() {
     let e = c.get(b"k").unwrap_err();
     assert!(e.to_string().contains("redis"), "{e}");
 }
+
+#[test]
+fn a_namespace_bump_hides_its_entries_on_every_machine() {
+    let redis = RedisServer::start();
+    let (d1, d2) = (ShmDir::new("ns1"), ShmDir::new("ns2"));
+    let a = cache(&d1, "ns-a", &redis, WritePolicy::Through);
+    let b = cache(&d2, "ns-b", &redis, WritePolicy::Through);
+    let (na, nb) = (a.namespace("fraud-model"), b.namespace("fraud-model"));
+    na.put(b"user:1", b"score 0.9", &PutOptions::default())
+        .unwrap();
+    assert_eq!(nb.get(b"user:1").unwrap().unwrap().bytes(), b"score 0.9");
+    assert!(a.namespace("other").get(b"user:1").unwrap().is_none());
+    let v = na.bump().unwrap();
+    assert_eq!(na.version().unwrap(), v);
+    assert!(
+        na.get(b"user:1").unwrap().is_none(),
+        "at once on the bumping machine"
+    );
+    // The other machine follows within the version's cache lifetime.
+    let end = Instant::now() + strata::NS_VERSION_TTL + Duration::from_secs(2);
+    while nb.get(b"user:1").unwrap().is_some() {
+        assert!(
+            Instant::now() < end,
+            "the bump never reached the other machine"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(nb.version().unwrap(), v);
+    assert_eq!(
+        redis.cli(&["GET", "strata:ns:fraud-model"]).trim(),
+        v.to_string()
+    );
+}
+
+#[test]
+fn without_redis_a_namespace_lives_in_l0_and_bumps_at_once_for_every_process() {
+    let dir = ShmDir::new("ns-local");
+    let opts = dir.opts();
+    let a = Cache::builder("ns")
+        .segment_options(opts.clone())
+        .build()
+        .unwrap();
+    let b = Cache::builder("ns").segment_options(opts).build().unwrap();
+    a.namespace("m")
+        .put(b"k", b"v1", &PutOptions::default())
+        .unwrap();
+    assert_eq!(b.namespace("m").get(b"k").unwrap().unwrap().bytes(), b"v1");
+    let before = a.namespace("m").version().unwrap();
+    assert_eq!(b.namespace("m").bump().unwrap(), before.wrapping_add(1));
+    assert!(a.namespace("m").get(b"k").unwrap().is_none());
+}

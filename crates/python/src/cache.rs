@@ -540,6 +540,30 @@ impl Cache {
         Ok(PyBytes::new(py, value.bytes()).into_any())
     }
 
+    /// The same cache under a namespace whose version `bump()` moves on,
+    /// making all of its entries unreachable at once (see docs/tiered.md).
+    fn namespace<'py>(slf: &Bound<'py, Self>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        slf.borrow().seg()?;
+        slf.py()
+            .import("strata._namespace")?
+            .getattr("Namespace")?
+            .call1((slf, name))
+    }
+
+    /// A namespace's current version (for `Namespace`).
+    fn _namespace_version(&self, py: Python<'_>, name: &str) -> PyResult<u64> {
+        self.seg()?;
+        py.detach(|| self.tiers.namespace_version(name))
+            .map_err(cache_to_py)
+    }
+
+    /// Moves a namespace to a new version (for `Namespace.bump`).
+    fn _namespace_bump(&self, py: Python<'_>, name: &str) -> PyResult<u64> {
+        self.seg()?;
+        py.detach(|| self.tiers.bump_namespace(name))
+            .map_err(cache_to_py)
+    }
+
     /// Removes the key, from Redis too unless the cache only reads it;
     /// True if it was there.
     fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {

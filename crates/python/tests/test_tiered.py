@@ -177,3 +177,35 @@ def test_a_value_over_redis_limit_is_refused_before_anything_is_written(tiered, 
     with pytest.raises(strata.ValueTooLargeError, match="redis"):
         tiered.set("huge", big)
     assert redis_server.client().exists("huge") == 0
+
+
+def test_a_namespace_bump_hides_its_entries_on_another_machine(name, redis_server):
+    import time
+
+    a = strata.Cache(name, memory="64MiB", redis=redis_server.url)
+    other = name + "-b"
+    b = strata.Cache(other, memory="64MiB", redis=redis_server.url)
+    try:
+        fa, fb = a.namespace("fraud"), b.namespace("fraud")
+        fa.set("user:1", np.array([0.9], np.float32))
+        assert fb.get_numpy("user:1")[0] == np.float32(0.9)
+        v = fa.bump()
+        assert fa.version == v
+        assert fa.get("user:1") is None
+        deadline = time.monotonic() + 5
+        while fb.get("user:1") is not None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert fb.get_or_compute("user:1", lambda: b"recomputed") == b"recomputed"
+    finally:
+        a.close()
+        b.close()
+        strata.drop(other)
+
+
+def test_a_namespace_without_redis_bumps_at_once(cache):
+    ns = cache.namespace("m")
+    ns.set("k", b"v")
+    assert ns.get("k") == b"v" and "k" in ns
+    ns.bump()
+    assert ns.get("k") is None

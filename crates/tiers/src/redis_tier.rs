@@ -487,6 +487,14 @@ impl Tier for RedisTier {
             .sum())
     }
 
+    fn incr(&self, key: &[u8]) -> Result<i64> {
+        let cmds = vec![(key.to_vec(), redis::cmd("INCR").arg(key).clone(), ())];
+        match self.send(self.batches(cmds))?.pop() {
+            Some((_, Value::Int(n))) => Ok(n),
+            other => Err(upstream(format!("INCR answered {other:?}"))),
+        }
+    }
+
     fn stats(&self) -> TierStatsSnapshot {
         self.stats.snapshot(match self.breaker.state() {
             BreakerState::Closed => "closed",

@@ -20,6 +20,7 @@ obtained before a fork must not be used in the child.
 import atexit
 
 from ._cached import cached
+from ._namespace import Namespace
 from ._strata import (
     Cache,
     ComputeError,
@@ -47,6 +48,7 @@ __all__ = [
     "ForeignSegmentError",
     "IncompatibleSegmentError",
     "KeyTooLargeError",
+    "Namespace",
     "PinnedValue",
     "SegmentFullError",
     "SegmentNotFoundError",

@@ -188,6 +188,10 @@ class Cache:
         processes and its result (bytes, a buffer or an ndarray) is stored
         with `ttl` and returned (an array as get_numpy returns it, else
         bytes). Near expiry one reader refreshes early (XFetch, `beta`)."""
+    def namespace(self, name: str) -> Any:
+        """This cache under a namespace whose version bump() moves on."""
+    def _namespace_version(self, name: str) -> int: ...
+    def _namespace_bump(self, name: str) -> int: ...
     def delete(self, key: _Key) -> bool:
         """Remove the key here and, unless write="none", in Redis."""
     def invalidate(self, key: _Key) -> bool:
