@@ -10,7 +10,9 @@ script starts on a free loopback port:
 - write-back set throughput, against write-through and redis-py pipelined
   SET of the same values;
 - get_or_compute under a stampede: processes x threads on one expiring
-  key, counting calls of the function per expiry, with and without XFetch.
+  key, counting calls of the function per expiry, with and without XFetch;
+- invalidation between two caches standing for two machines: its latency
+  and the staleness window, p50 and p99.
 
 Each figure is reported beside its peer's, measured in the same run, and
 as a ratio. `--json` prints one object. Timings are medians of per-call
@@ -236,6 +238,39 @@ def stampede(name, seconds, beta):
             "calls_that_waited_for_fn": waited, "fn_ms": 50}
 
 
+def invalidation(name, url, n):
+    """Two caches (two machines) on one Redis and one channel. For each of
+    n writes on the first: the time until the second's shared memory no
+    longer holds the old value (invalidation latency), and until the second
+    reads the new value (the staleness window), from the write returning."""
+    a = strata.Cache(name + "-a", memory="64MiB", redis=url, channel=f"inval:{name}")
+    b = strata.Cache(name + "-b", memory="64MiB", redis=url, channel=f"inval:{name}")
+    while not (a.stats()["invalidation_subscriber"] and b.stats()["invalidation_subscriber"]):
+        time.sleep(0.01)
+    lat, stale = [], []
+    for i in range(n):
+        a.set("k", b"%d" % i)
+        b.get("k")  # b holds the current value in its shared memory
+        new = b"%d" % (i + 1)
+        a.set("k", new)
+        t0 = time.perf_counter_ns()
+        while "k" in b:
+            pass
+        t1 = time.perf_counter_ns()
+        while b.get("k") != new:
+            pass
+        t2 = time.perf_counter_ns()
+        lat.append(t1 - t0)
+        stale.append(t2 - t0)
+    a.close()
+    b.close()
+    strata.drop(name + "-a")
+    strata.drop(name + "-b")
+    p = lambda xs, q: float(np.percentile(xs, q)) / 1e6  # noqa: E731
+    return {"latency_p50_ms": p(lat, 50), "latency_p99_ms": p(lat, 99),
+            "staleness_p50_ms": p(stale, 50), "staleness_p99_ms": p(stale, 99), "writes": n}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keys", type=int, default=20000)
@@ -243,6 +278,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=50, help="rounds of the 1000-id gather")
     ap.add_argument("--writes", type=int, default=20000)
     ap.add_argument("--stampede-seconds", type=float, default=3.0)
+    ap.add_argument("--invalidations", type=int, default=500)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
@@ -272,6 +308,7 @@ def main():
         result["writes"] = write_path(name + "-w", url, r, a.writes)
         result["stampede"] = stampede(name + "-s0", a.stampede_seconds, 0.0)
         result["stampede_xfetch"] = stampede(name + "-s1", a.stampede_seconds, 1.0)
+        result["invalidation"] = invalidation(name + "-i", url, a.invalidations)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -294,6 +331,9 @@ def main():
           f"redis-py pipelined SET {w['redis_py_pipelined_sets_per_s']:.0f} ({w['back_over_redis_py_pipeline']:.2f}x)")
     print(f"stampede, 8 processes x 16 threads, ttl 0.5 s, fn 50 ms, {s0['calls']} calls: fn ran {s0['fn_runs']} times, "
           f"{s0['overlapping_runs']} overlapping another; {s0['calls_that_waited_for_fn']} calls waited for it")
+    inv = result["invalidation"]
+    print(f"invalidation between two machines: p50 {inv['latency_p50_ms']:.2f} ms, p99 {inv['latency_p99_ms']:.2f} ms; "
+          f"staleness window p50 {inv['staleness_p50_ms']:.2f} ms, p99 {inv['staleness_p99_ms']:.2f} ms")
     print(f"  with XFetch (beta 1), {s1['calls']} calls: fn ran {s1['fn_runs']} times, {s1['overlapping_runs']} overlapping; "
           f"{s1['calls_that_waited_for_fn']} calls waited for it")
 

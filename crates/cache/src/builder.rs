@@ -1,5 +1,6 @@
 use crate::cache::Cache;
 use crate::error::{Error, Result};
+use crate::invalidation::Invalidation;
 use crate::policy::WritePolicy;
 use crate::write_back::{WriteBack, WriteBackConfig};
 use std::sync::Arc;
@@ -17,6 +18,8 @@ pub struct CacheBuilder {
     default_ttl: Option<Duration>,
     write_back: WriteBackConfig,
     create: bool,
+    channel: Option<String>,
+    invalidation: bool,
 }
 
 impl CacheBuilder {
@@ -29,6 +32,8 @@ impl CacheBuilder {
             default_ttl: None,
             write_back: WriteBackConfig::default(),
             create: true,
+            channel: None,
+            invalidation: true,
         }
     }
 
@@ -80,6 +85,20 @@ impl CacheBuilder {
         self
     }
 
+    /// The Redis pub/sub channel of cross-machine invalidation; machines
+    /// that share it invalidate each other's L0. Default:
+    /// `strata:inval:<name>`.
+    pub fn invalidation_channel(mut self, channel: &str) -> Self {
+        self.channel = Some(channel.to_string());
+        self
+    }
+
+    /// Cross-machine invalidation (on by default with Redis).
+    pub fn invalidation(mut self, on: bool) -> Self {
+        self.invalidation = on;
+        self
+    }
+
     pub fn write_back(mut self, cfg: WriteBackConfig) -> Self {
         self.write_back = cfg;
         self
@@ -89,11 +108,11 @@ impl CacheBuilder {
         if let Some(ttl) = self.default_ttl {
             strata_shm::check_ttl(ttl)?;
         }
-        let l2: Option<Arc<dyn Tier>> = match self.redis {
+        let redis: Option<Arc<RedisTier>> = match self.redis {
             Some(cfg) => Some(Arc::new(RedisTier::new(cfg)?)),
             None => None,
         };
-        let policy = match (self.policy, &l2) {
+        let policy = match (self.policy, &redis) {
             (Some(WritePolicy::Back), None) | (Some(WritePolicy::Through), None) => {
                 return Err(Error::InvalidConfig(
                     "write-through and write-back need Redis (.redis(url))".into(),
@@ -108,13 +127,31 @@ impl CacheBuilder {
         } else {
             Segment::open(&self.name, &self.l0)?
         };
-        let write_back = match (&l2, policy) {
-            (Some(t), WritePolicy::Back) => Some(WriteBack::start(t.clone(), self.write_back)?),
+        let inval = match &redis {
+            Some(r) if self.invalidation => {
+                let channel = self
+                    .channel
+                    .unwrap_or_else(|| format!("strata:inval:{}", self.name));
+                Some(Invalidation::new(
+                    seg.clone(),
+                    r.clone(),
+                    channel.into_bytes(),
+                ))
+            }
+            _ => None,
+        };
+        let write_back = match (&redis, policy) {
+            (Some(r), WritePolicy::Back) => Some(WriteBack::start(
+                r.clone() as Arc<dyn Tier>,
+                self.write_back,
+                inval.clone(),
+            )?),
             _ => None,
         };
         Ok(Cache::from_parts(
             seg,
-            l2,
+            redis,
+            inval,
             policy,
             self.default_ttl,
             write_back,

@@ -3,6 +3,7 @@
 
 use crate::builder::CacheBuilder;
 use crate::error::{Error, Result};
+use crate::invalidation::{Invalidation, OP_KEY};
 use crate::policy::WritePolicy;
 use crate::value::Value;
 use crate::write_back::WriteBack;
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use strata_shm::{PutOptions, PutOutcome, Segment};
-use strata_tiers::{Fetched, Put, Tier, TierStatsSnapshot};
+use strata_tiers::{Fetched, Put, RedisTier, Tier, TierStatsSnapshot};
 
 /// How long `close()` and dropping a cache wait for write-back to drain.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,6 +27,8 @@ pub struct Cache {
     closed: AtomicBool,
     pub(crate) flights: crate::compute::Flights,
     pub(crate) counters: Counters,
+    redis: Option<Arc<RedisTier>>,
+    inval: Option<Arc<Invalidation>>,
 }
 
 /// Counters of the serving patterns.
@@ -59,6 +62,12 @@ pub struct CacheStats {
     pub computes: u64,
     pub coalesced_waits: u64,
     pub early_refreshes: u64,
+    /// Invalidations this process published, and (as the machine's
+    /// subscriber) received from other machines; reconnections of the
+    /// subscriber, across which messages may have been missed.
+    pub invalidations_sent: u64,
+    pub invalidations_received: u64,
+    pub invalidation_gaps: u64,
 }
 
 impl std::fmt::Debug for Cache {
@@ -78,12 +87,19 @@ impl Cache {
 
     pub(crate) fn from_parts(
         seg: Segment,
-        l2: Option<Arc<dyn Tier>>,
+        redis: Option<Arc<RedisTier>>,
+        inval: Option<Arc<Invalidation>>,
         policy: WritePolicy,
         default_ttl: Option<Duration>,
         write_back: Option<Arc<WriteBack>>,
     ) -> Self {
+        if let Some(i) = &inval {
+            i.ensure_started();
+        }
+        let l2 = redis.clone().map(|r| r as Arc<dyn Tier>);
         Cache {
+            redis,
+            inval,
             seg,
             l2,
             policy,
@@ -117,6 +133,14 @@ impl Cache {
 
     pub(crate) fn l2(&self) -> Option<&Arc<dyn Tier>> {
         self.l2.as_ref()
+    }
+
+    /// Cross-machine invalidation, when Redis is configured. Starting the
+    /// subscriber here too covers a process forked after the cache was made.
+    pub(crate) fn invalidation(&self) -> Option<&Arc<Invalidation>> {
+        let i = self.inval.as_ref()?;
+        i.ensure_started();
+        Some(i)
     }
 
     fn check_open(&self) -> Result<()> {
@@ -159,6 +183,7 @@ impl Cache {
         let Some(l2) = &self.l2 else {
             return Ok(keys.iter().map(|_| None).collect());
         };
+        let _ = self.invalidation();
         let fetched = l2.get_many(keys)?;
         Ok(keys
             .iter()
@@ -212,12 +237,25 @@ impl Cache {
         let opts = self.effective(opts);
         match (self.policy, &self.l2) {
             (WritePolicy::Through, Some(l2)) => {
-                let sent = l2.put(Put {
+                let put = Put {
                     key,
                     value,
                     tag: opts.tag.as_ref(),
                     ttl: opts.ttl,
-                });
+                };
+                // The write and the other machines' invalidation, in one
+                // round trip.
+                let sent = match (self.invalidation(), &self.redis) {
+                    (Some(inv), Some(redis)) => {
+                        let m = inv.message(OP_KEY, key);
+                        let r = redis.put_and_publish(&[put], &inv.channel, &[m]);
+                        if r.is_ok() {
+                            inv.sent.fetch_add(1, Relaxed);
+                        }
+                        r
+                    }
+                    _ => l2.put(put),
+                };
                 if let Err(e) = sent {
                     self.seg.delete(key)?;
                     return Err(e.into());
@@ -241,7 +279,13 @@ impl Cache {
         self.check_open()?;
         let local = self.seg.delete(key)?;
         let remote = match (self.policy, &self.l2) {
-            (WritePolicy::Through, Some(l2)) => l2.delete_many(&[key])? > 0,
+            (WritePolicy::Through, Some(l2)) => {
+                let existed = l2.delete_many(&[key])? > 0;
+                if let Some(inv) = self.invalidation() {
+                    inv.publish(OP_KEY, &[key])?;
+                }
+                existed
+            }
             (WritePolicy::Back, Some(_)) => {
                 if let Some(wb) = &self.write_back {
                     wb.delete(key)?;
@@ -253,10 +297,23 @@ impl Cache {
         Ok(local || remote)
     }
 
-    /// Drops `key` from this machine's local tiers, leaving Redis alone:
-    /// the next read fetches it again.
+    /// Drops `key` from this machine's local tiers and, through Redis
+    /// pub/sub, from every other machine's, leaving Redis itself alone: the
+    /// next read anywhere fetches it again.
     pub fn invalidate(&self, key: &[u8]) -> Result<bool> {
-        Ok(self.seg.delete(key)?)
+        let here = self.seg.delete(key)?;
+        if let Some(inv) = self.invalidation() {
+            inv.publish(OP_KEY, &[key])?;
+        }
+        Ok(here)
+    }
+
+    /// Whether this process runs the machine's invalidation subscriber now
+    /// (one process per machine does, elected through a lease in L0).
+    pub fn is_invalidation_subscriber(&self) -> bool {
+        self.inval
+            .as_ref()
+            .is_some_and(|i| i.subscribed.load(Relaxed))
     }
 
     /// Waits until every write-back write queued so far is in Redis.
@@ -277,10 +334,14 @@ impl Cache {
         if self.closed.swap(true, Relaxed) {
             return Ok(());
         }
-        match &self.write_back {
+        let drained = match &self.write_back {
             Some(wb) => wb.close(CLOSE_TIMEOUT),
             None => Ok(()),
+        };
+        if let Some(inv) = &self.inval {
+            inv.shutdown();
         }
+        drained
     }
 
     pub fn stats(&self) -> Result<CacheStats> {
@@ -304,6 +365,9 @@ impl Cache {
             computes: self.counters.computes.load(Relaxed),
             coalesced_waits: self.counters.coalesced.load(Relaxed),
             early_refreshes: self.counters.early_refreshes.load(Relaxed),
+            invalidations_sent: self.inval.as_ref().map_or(0, |i| i.sent.load(Relaxed)),
+            invalidations_received: self.inval.as_ref().map_or(0, |i| i.received.load(Relaxed)),
+            invalidation_gaps: self.inval.as_ref().map_or(0, |i| i.gaps.load(Relaxed)),
         })
     }
 }

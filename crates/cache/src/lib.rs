@@ -30,6 +30,7 @@ mod builder;
 mod cache;
 mod compute;
 mod error;
+mod invalidation;
 mod namespace;
 mod policy;
 mod value;

@@ -23,7 +23,13 @@ use strata_shm::{PutOptions, PutOutcome};
 pub const NS_VERSION_TTL: Duration = Duration::from_secs(1);
 
 fn local_key(name: &str) -> Vec<u8> {
-    [b"\0ns:".as_slice(), name.as_bytes()].concat()
+    local_key_of(name.as_bytes())
+}
+
+/// The L0 key of a namespace's version (also dropped by invalidation
+/// messages of a bump on another machine).
+pub(crate) fn local_key_of(name: &[u8]) -> Vec<u8> {
+    [b"\0ns:".as_slice(), name].concat()
 }
 
 fn redis_key(name: &str) -> Vec<u8> {

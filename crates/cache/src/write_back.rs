@@ -12,6 +12,7 @@
 //! Redis keeps up); L0 still holds those values until they are evicted.
 
 use crate::error::{Error, Result};
+use crate::invalidation::Invalidation;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -66,6 +67,8 @@ struct State {
 pub(crate) struct WriteBack {
     cfg: WriteBackConfig,
     tier: Arc<dyn Tier>,
+    /// Tells other machines of each batch's keys once it is in Redis.
+    inval: Option<Arc<Invalidation>>,
     state: Mutex<State>,
     changed: Condvar,
     pub flushed: AtomicU64,
@@ -96,7 +99,11 @@ pub fn flush_all(timeout: Duration) -> usize {
 }
 
 impl WriteBack {
-    pub fn start(tier: Arc<dyn Tier>, cfg: WriteBackConfig) -> Result<Arc<Self>> {
+    pub fn start(
+        tier: Arc<dyn Tier>,
+        cfg: WriteBackConfig,
+        inval: Option<Arc<Invalidation>>,
+    ) -> Result<Arc<Self>> {
         if cfg.max_pending == 0 || cfg.batch == 0 {
             return Err(Error::InvalidConfig(
                 "write-back max_pending and batch must be at least 1".into(),
@@ -105,6 +112,7 @@ impl WriteBack {
         let wb = Arc::new(WriteBack {
             cfg,
             tier,
+            inval,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             flushed: AtomicU64::new(0),
@@ -300,6 +308,12 @@ impl WriteBack {
             .collect();
         self.tier.put_many(&puts)?;
         self.tier.delete_many(&deletes)?;
+        if let Some(inv) = &self.inval {
+            let keys: Vec<&[u8]> = batch.iter().map(|(k, _)| k.as_slice()).collect();
+            // The values are in Redis: a failure to tell other machines
+            // is not worth sending them again.
+            let _ = inv.publish(crate::invalidation::OP_KEY, &keys);
+        }
         Ok(())
     }
 

@@ -320,3 +320,73 @@ fn without_redis_a_namespace_lives_in_l0_and_bumps_at_once_for_every_process() {
     assert_eq!(b.namespace("m").bump().unwrap(), before.wrapping_add(1));
     assert!(a.namespace("m").get(b"k").unwrap().is_none());
 }
+
+/// Two machines on one Redis, sharing an invalidation channel.
+fn machines(redis: &RedisServer, d1: &ShmDir, d2: &ShmDir) -> (Cache, Cache) {
+    let make = |dir: &ShmDir, name: &str| {
+        Cache::builder(name)
+            .segment_options(dir.opts())
+            .redis(&redis.url())
+            .invalidation_channel("strata:inval:test")
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (make(d1, "machine-a"), make(d2, "machine-b"));
+    let end = Instant::now() + Duration::from_secs(10);
+    while !(a.is_invalidation_subscriber() && b.is_invalidation_subscriber()) {
+        assert!(Instant::now() < end, "no subscriber");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (a, b)
+}
+
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(Instant::now() < end, "{what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_write_on_one_machine_invalidates_the_others_copy() {
+    let redis = RedisServer::start();
+    let (d1, d2) = (ShmDir::new("inv1"), ShmDir::new("inv2"));
+    let (a, b) = machines(&redis, &d1, &d2);
+    a.put(b"k", b"v1", &PutOptions::default()).unwrap();
+    assert_eq!(b.get(b"k").unwrap().unwrap().bytes(), b"v1");
+    assert!(b.segment().contains(b"k").unwrap(), "in b's L0 now");
+    a.put(b"k", b"v2", &PutOptions::default()).unwrap();
+    eventually("b's copy dropped", || !b.segment().contains(b"k").unwrap());
+    assert_eq!(b.get(b"k").unwrap().unwrap().bytes(), b"v2");
+    // invalidate drops it from every L0 and leaves Redis alone.
+    a.invalidate(b"k").unwrap();
+    eventually("b's copy dropped", || !b.segment().contains(b"k").unwrap());
+    assert_eq!(redis.cli(&["GET", "k"]).trim(), "v2");
+    // delete: everywhere.
+    assert!(b.get(b"k").unwrap().is_some());
+    a.delete(b"k").unwrap();
+    eventually("b's copy dropped", || !b.segment().contains(b"k").unwrap());
+    assert!(b.get(b"k").unwrap().is_none());
+    // A machine ignores its own messages; b received what a sent.
+    let (sa, sb) = (a.stats().unwrap(), b.stats().unwrap());
+    assert!(sa.invalidations_sent >= 3);
+    assert!(sb.invalidations_received >= 3);
+    assert_eq!(sa.invalidations_received, 0);
+}
+
+#[test]
+fn a_namespace_bump_reaches_the_other_machine_at_once() {
+    let redis = RedisServer::start();
+    let (d1, d2) = (ShmDir::new("invns1"), ShmDir::new("invns2"));
+    let (a, b) = machines(&redis, &d1, &d2);
+    a.namespace("m")
+        .put(b"k", b"v", &PutOptions::default())
+        .unwrap();
+    assert!(b.namespace("m").get(b"k").unwrap().is_some());
+    a.namespace("m").bump().unwrap();
+    // Well within the version's one-second cache lifetime.
+    eventually("the bump reached b", || {
+        b.namespace("m").get(b"k").unwrap().is_none()
+    });
+}

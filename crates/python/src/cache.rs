@@ -44,6 +44,7 @@ pub struct Cache {
     redis_cluster: Option<Vec<String>>,
     write: Option<String>,
     default_ttl: Option<f64>,
+    channel: Option<String>,
     /// Cleared by `close()`. The segment itself stays mapped until this
     /// object and every array taken from it are gone: a call on another
     /// thread may still be using it, and a flag costs a read a plain load
@@ -184,7 +185,7 @@ pub(crate) fn resolve<'py>(
 #[pymethods]
 impl Cache {
     #[new]
-    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0, max_entries = None, huge_pages = true, trust_foreign = false, redis = None, redis_cluster = None, write = None, ttl = None))]
+    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0, max_entries = None, huge_pages = true, trust_foreign = false, redis = None, redis_cluster = None, write = None, ttl = None, channel = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -200,6 +201,7 @@ impl Cache {
         redis_cluster: Option<Vec<String>>,
         write: Option<String>,
         ttl: Option<f64>,
+        channel: Option<String>,
     ) -> PyResult<Self> {
         let memo = usize::try_from(memo)
             .map_err(|_| PyValueError::new_err(format!("memo must be 0 or more, not {memo}")))?;
@@ -233,6 +235,9 @@ impl Cache {
         if let Some(t) = ttl {
             b = b.default_ttl(ttl_from_secs(t).map_err(to_py)?);
         }
+        if let Some(ch) = &channel {
+            b = b.invalidation_channel(ch);
+        }
         // Creating reserves and zeroes the memory: let other threads run.
         let tiers = py.detach(|| b.build()).map_err(cache_to_py)?;
         let seg = tiers.segment().clone();
@@ -249,6 +254,7 @@ impl Cache {
             redis_cluster,
             write,
             default_ttl: ttl,
+            channel,
             path: seg.path().to_path_buf(),
             seg,
             open: AtomicBool::new(true),
@@ -268,21 +274,26 @@ impl Cache {
         let me = slf.borrow();
         me.seg()?;
         let dir = me.path.parent().map(PathBuf::from).unwrap_or_default();
-        let args = (
-            me.name.clone(),
-            py.None(),
-            false,
-            dir,
-            me.memo_asked,
-            py.None(),
-            true,
-            me.trust_foreign,
-            me.redis.clone(),
-            me.redis_cluster.clone(),
-            me.write.clone(),
-            me.default_ttl,
-        )
-            .into_pyobject(py)?;
+        use pyo3::IntoPyObjectExt;
+        // The constructor's arguments, in its order.
+        let args = PyTuple::new(
+            py,
+            [
+                me.name.clone().into_bound_py_any(py)?,
+                py.None().into_bound(py),
+                false.into_bound_py_any(py)?,
+                dir.into_bound_py_any(py)?,
+                me.memo_asked.into_bound_py_any(py)?,
+                py.None().into_bound(py),
+                true.into_bound_py_any(py)?,
+                me.trust_foreign.into_bound_py_any(py)?,
+                me.redis.clone().into_bound_py_any(py)?,
+                me.redis_cluster.clone().into_bound_py_any(py)?,
+                me.write.clone().into_bound_py_any(py)?,
+                me.default_ttl.into_bound_py_any(py)?,
+                me.channel.clone().into_bound_py_any(py)?,
+            ],
+        )?;
         Ok((slf.get_type().into_any(), args))
     }
 
@@ -575,10 +586,18 @@ impl Cache {
         seg.delete(key).map_err(to_py)
     }
 
-    /// Drops the key from this machine's cache and leaves Redis alone: the
-    /// next read fetches it again. True if it was here.
-    fn invalidate(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        self.seg()?.delete(key_bytes(key)?).map_err(to_py)
+    /// Drops the key from this machine's cache and, through Redis pub/sub,
+    /// from every other machine's; Redis itself keeps it, so the next read
+    /// anywhere fetches it again. True if it was here.
+    fn invalidate(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let seg = self.seg()?;
+        let key = key_bytes(key)?;
+        if self.tiers.has_l2() {
+            return py
+                .detach(|| self.tiers.invalidate(key))
+                .map_err(cache_to_py);
+        }
+        seg.delete(key).map_err(to_py)
     }
 
     /// Waits until every write queued for Redis (write="back") is there.
@@ -662,6 +681,15 @@ impl Cache {
             d.set_item("computes", ts.computes)?;
             d.set_item("coalesced_waits", ts.coalesced_waits)?;
             d.set_item("early_refreshes", ts.early_refreshes)?;
+            if self.tiers.has_l2() {
+                d.set_item("invalidations_sent", ts.invalidations_sent)?;
+                d.set_item("invalidations_received", ts.invalidations_received)?;
+                d.set_item("invalidation_gaps", ts.invalidation_gaps)?;
+                d.set_item(
+                    "invalidation_subscriber",
+                    self.tiers.is_invalidation_subscriber(),
+                )?;
+            }
         }
         Ok(d)
     }

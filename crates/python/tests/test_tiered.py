@@ -209,3 +209,54 @@ def test_a_namespace_without_redis_bumps_at_once(cache):
     assert ns.get("k") == b"v" and "k" in ns
     ns.bump()
     assert ns.get("k") is None
+
+
+def two_machines(name, redis_server):
+    """Two caches with their own shared memory on one Redis and one
+    invalidation channel: two machines."""
+    import time
+
+    a = strata.Cache(name, memory="64MiB", redis=redis_server.url, channel=f"inval:{name}")
+    b = strata.Cache(name + "-b", memory="64MiB", redis=redis_server.url, channel=f"inval:{name}")
+    deadline = time.monotonic() + 10
+    while not (a.stats()["invalidation_subscriber"] and b.stats()["invalidation_subscriber"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return a, b
+
+
+def wait_until(cond):
+    import time
+
+    deadline = time.monotonic() + 5
+    while not cond():
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+def test_a_set_on_one_machine_is_seen_by_another_that_had_the_old_value(name, redis_server):
+    a, b = two_machines(name, redis_server)
+    try:
+        a.set("emb:1", np.zeros(4, np.float32))
+        assert b.get_numpy("emb:1").sum() == 0  # now in b's shared memory
+        a.set("emb:1", np.ones(4, np.float32))
+        wait_until(lambda: "emb:1" not in b)
+        assert b.get_numpy("emb:1").sum() == 4
+        a.invalidate("emb:1")
+        wait_until(lambda: "emb:1" not in b)
+        assert redis_server.client().exists("emb:1") == 1, "Redis keeps it"
+        assert b.stats()["invalidations_received"] >= 2
+    finally:
+        a.close()
+        b.close()
+        strata.drop(name + "-b")
+
+
+def test_a_tiered_cache_pickles_with_its_tiers(tiered, redis_server):
+    import pickle
+
+    redis_server.client().set("remote", b"r")
+    copy = pickle.loads(pickle.dumps(tiered))
+    assert copy.get("remote") == b"r"
+    assert copy.stats()["l2_requests"] >= 1
+    copy.close()

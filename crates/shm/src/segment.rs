@@ -534,6 +534,13 @@ impl Segment {
         (!kept.is_empty()).then(|| kept.join(" and "))
     }
 
+    /// The segment's instance id: random, drawn at creation. It tells one
+    /// machine's cache from another's (and a recreated segment from the
+    /// one before).
+    pub fn instance_id(&self) -> u64 {
+        self.inner.region.load(hdr::INSTANCE, Ordering::Relaxed)
+    }
+
     /// The address range of this process's mapping of the segment.
     pub fn mapping(&self) -> std::ops::Range<usize> {
         let base = self.inner.region.base_addr();

@@ -288,6 +288,96 @@ impl RedisTier {
         res
     }
 
+    /// Publishes `messages` on `channel`, in one round trip.
+    pub fn publish(&self, channel: &[u8], messages: &[Vec<u8>]) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let cmds = messages
+            .iter()
+            .map(|m| {
+                (
+                    channel.to_vec(),
+                    redis::cmd("PUBLISH").arg(channel).arg(m).clone(),
+                    (),
+                )
+            })
+            .collect();
+        self.send(self.batches(cmds)).map(|_| ())
+    }
+
+    /// Stores `items` and publishes `messages` on `channel`, in one round
+    /// trip per node: a write and the invalidation it sends other machines.
+    pub fn put_and_publish(
+        &self,
+        items: &[Put<'_>],
+        channel: &[u8],
+        messages: &[Vec<u8>],
+    ) -> Result<()> {
+        let mut cmds = self.put_commands(items)?;
+        cmds.extend(messages.iter().map(|m| {
+            (
+                channel.to_vec(),
+                redis::cmd("PUBLISH").arg(channel).arg(m).clone(),
+                (),
+            )
+        }));
+        self.send(self.batches(cmds)).map(|_| ())
+    }
+
+    /// Subscribes to `channel` and hands every message to `on_message`
+    /// until `stop` is set (Ok) or the connection is lost (Err); `ready`
+    /// is set once the subscription stands. Runs on the calling thread. On a cluster, any node serves: Redis Cluster
+    /// broadcasts PUBLISH to every node.
+    pub fn subscribe(
+        &self,
+        channel: &[u8],
+        stop: &std::sync::atomic::AtomicBool,
+        ready: &std::sync::atomic::AtomicBool,
+        on_message: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<()> {
+        use futures_util::StreamExt;
+        let engine = self.engine()?;
+        engine.rt.block_on(async {
+            let mut ps = None;
+            let mut last = None;
+            for url in &self.cfg.urls {
+                let client = redis::Client::open(url.as_str()).map_err(upstream)?;
+                match tokio::time::timeout(self.cfg.connect_timeout, client.get_async_pubsub())
+                    .await
+                {
+                    Ok(Ok(p)) => {
+                        ps = Some(p);
+                        break;
+                    }
+                    Ok(Err(e)) => last = Some(upstream(e)),
+                    Err(_) => {
+                        last = Some(Error::Timeout {
+                            tier: TIER,
+                            after: self.cfg.connect_timeout,
+                        })
+                    }
+                }
+            }
+            let Some(mut ps) = ps else {
+                return Err(last.unwrap_or_else(|| upstream("no URL to subscribe through")));
+            };
+            ps.subscribe(channel).await.map_err(upstream)?;
+            ready.store(true, Relaxed);
+            let mut stream = ps.on_message();
+            loop {
+                if stop.load(Relaxed) {
+                    return Ok(());
+                }
+                match tokio::time::timeout(Duration::from_millis(100), stream.next()).await {
+                    Err(_) => continue,
+                    Ok(Some(msg)) => on_message(msg.get_payload_bytes()),
+                    Ok(None) => return Err(upstream("the subscription's connection closed")),
+                }
+            }
+        })
+    }
+
     /// Sends each batch to its node, all at once, and returns the answers
     /// with their batches' slots.
     fn send<T: Send + 'static>(&self, batches: Vec<Batch<T>>) -> Result<Vec<(T, Value)>> {
@@ -305,6 +395,42 @@ impl RedisTier {
             }
             Ok(out)
         })
+    }
+
+    /// The SET commands of `items`, each with its type tag's SET (or DEL).
+    fn put_commands(&self, items: &[Put<'_>]) -> Result<Vec<(Vec<u8>, redis::Cmd, ())>> {
+        let mut cmds = Vec::with_capacity(items.len() * 2);
+        for it in items {
+            if it.value.len() > REDIS_MAX_VALUE {
+                return Err(Error::ValueTooLarge {
+                    tier: TIER,
+                    len: it.value.len(),
+                    max: REDIS_MAX_VALUE,
+                });
+            }
+            let with_ttl = |c: &mut redis::Cmd| {
+                if let Some(ttl) = it.ttl {
+                    c.arg("PX").arg(ttl.as_millis().max(1) as u64);
+                }
+            };
+            let mut set = redis::cmd("SET");
+            set.arg(it.key).arg(it.value);
+            with_ttl(&mut set);
+            cmds.push((it.key.to_vec(), set, ()));
+            let tk = tag_key(it.key);
+            // A value without a tag must not keep an old one's.
+            let tag_cmd = match it.tag.and_then(|t| t.encode().ok()) {
+                Some(bytes) => {
+                    let mut c = redis::cmd("SET");
+                    c.arg(&tk).arg(bytes);
+                    with_ttl(&mut c);
+                    c
+                }
+                None => redis::cmd("DEL").arg(&tk).clone(),
+            };
+            cmds.push((tk, tag_cmd, ()));
+        }
+        Ok(cmds)
     }
 
     /// Groups commands by the node they go to: one batch on a single
@@ -432,37 +558,7 @@ impl Tier for RedisTier {
         if items.is_empty() {
             return Ok(());
         }
-        let mut cmds = Vec::with_capacity(items.len() * 2);
-        for it in items {
-            if it.value.len() > REDIS_MAX_VALUE {
-                return Err(Error::ValueTooLarge {
-                    tier: TIER,
-                    len: it.value.len(),
-                    max: REDIS_MAX_VALUE,
-                });
-            }
-            let with_ttl = |c: &mut redis::Cmd| {
-                if let Some(ttl) = it.ttl {
-                    c.arg("PX").arg(ttl.as_millis().max(1) as u64);
-                }
-            };
-            let mut set = redis::cmd("SET");
-            set.arg(it.key).arg(it.value);
-            with_ttl(&mut set);
-            cmds.push((it.key.to_vec(), set, ()));
-            let tk = tag_key(it.key);
-            // A value without a tag must not keep an old one's.
-            let tag_cmd = match it.tag.and_then(|t| t.encode().ok()) {
-                Some(bytes) => {
-                    let mut c = redis::cmd("SET");
-                    c.arg(&tk).arg(bytes);
-                    with_ttl(&mut c);
-                    c
-                }
-                None => redis::cmd("DEL").arg(&tk).clone(),
-            };
-            cmds.push((tk, tag_cmd, ()));
-        }
+        let cmds = self.put_commands(items)?;
         self.send(self.batches(cmds)).map(|_| ())
     }
 

@@ -93,6 +93,7 @@ class Cache:
         redis_cluster: Optional[Sequence[str]] = None,
         write: Optional[str] = None,
         ttl: Optional[float] = None,
+        channel: Optional[str] = None,
     ) -> "Cache":
         """Attach to the named cache, creating it (with `memory` bytes or a
         size such as "1GiB"; default 1 GiB) if `create` is true. `dir`
@@ -117,7 +118,9 @@ class Cache:
         the background; `flush()` and `close()` drain it) or "none" (Redis
         is only read). `ttl` is the default TTL in seconds of writes that
         give none. Redis errors raise UpstreamError; what the cache holds
-        is served regardless."""
+        is served regardless. Writes invalidate other machines' copies
+        through Redis pub/sub on `channel` (default
+        "strata:inval:<name>")."""
     def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
         """Pickles as a way back to the same cache: unpickling attaches to
         it by name and directory (never creating it), so a cache can be
@@ -195,7 +198,7 @@ class Cache:
     def delete(self, key: _Key) -> bool:
         """Remove the key here and, unless write="none", in Redis."""
     def invalidate(self, key: _Key) -> bool:
-        """Drop the key from this machine's cache, leaving Redis alone."""
+        """Drop the key from every machine's cache, leaving Redis alone."""
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until every write queued for Redis (write="back") is there."""
     def expire(self, key: _Key, ttl: float) -> bool: ...
