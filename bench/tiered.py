@@ -119,7 +119,7 @@ def miss_path(tiered, r, keys, calls):
 
 
 def batch_path(bare, tiered, r, keys, rounds, rng):
-    n = 1000
+    n = min(1000, len(keys))
     strs = np.array(keys)
     through, baseline, mget_all = [], [], []
     t = time.perf_counter_ns

@@ -135,6 +135,10 @@ impl Cache {
         self.l2.as_ref()
     }
 
+    pub(crate) fn redis_tier(&self) -> Option<&Arc<RedisTier>> {
+        self.redis.as_ref()
+    }
+
     /// Cross-machine invalidation, when Redis is configured. Starting the
     /// subscriber here too covers a process forked after the cache was made.
     pub(crate) fn invalidation(&self) -> Option<&Arc<Invalidation>> {

@@ -34,6 +34,7 @@ mod invalidation;
 mod namespace;
 mod policy;
 mod value;
+mod warm;
 mod write_back;
 
 pub use builder::CacheBuilder;
@@ -45,4 +46,5 @@ pub use policy::WritePolicy;
 pub use strata_shm::{PutOptions, PutOutcome, Segment, SegmentOptions, TypeTag};
 pub use strata_tiers::{Error as UpstreamError, RedisConfig, TierStatsSnapshot};
 pub use value::Value;
+pub use warm::{WarmProgress, WarmReport};
 pub use write_back::WriteBackConfig;

@@ -356,3 +356,66 @@ pub fn status(ctx: &Ctx, name: &str, json: bool, check: bool) -> Result<ExitCode
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// What `strata warm` was asked to do.
+pub struct WarmArgs {
+    pub keys: Vec<String>,
+    pub redis: Option<String>,
+    pub redis_cluster: Vec<String>,
+    pub pattern: Option<String>,
+    pub file: Option<PathBuf>,
+    pub save_hot: Option<usize>,
+}
+
+/// Loads keys from Redis into the cache's shared memory (or saves its
+/// hottest keys to a file), with a progress line on a terminal.
+pub fn warm(ctx: &Ctx, name: &str, a: WarmArgs) -> Result<ExitCode> {
+    let mut b = strata::Cache::builder(name)
+        .segment_options(ctx.opts())
+        .create(false)
+        .write_policy(strata::WritePolicy::None)
+        .invalidation(false);
+    match (&a.redis, a.redis_cluster.is_empty()) {
+        (Some(url), true) => b = b.redis(url),
+        (None, false) => b = b.redis_cluster(a.redis_cluster.clone()),
+        _ if a.save_hot.is_some() => {}
+        _ => bail!("give --redis URL (or --redis-cluster URL...) to load from"),
+    }
+    let cache = b
+        .build()
+        .with_context(|| format!("cannot attach to segment {name:?}"))?;
+    let mut out = std::io::stdout().lock();
+    if let (Some(n), Some(path)) = (a.save_hot, &a.file) {
+        let saved = cache.save_hot_keys(path, n)?;
+        writeln!(out, "saved the {saved} hottest keys to {}", path.display())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let started = std::time::Instant::now();
+    let bar = |done: u64, total: Option<u64>| {
+        crate::progress::show(
+            false,
+            &match total {
+                Some(t) => format!("warming: {done} of {t} keys"),
+                None => format!("warming: {done} keys"),
+            },
+        )
+    };
+    let rep = match (&a.pattern, &a.file) {
+        (Some(p), _) => cache.warm_pattern(p, Some(&bar)),
+        (None, Some(f)) => cache.warm_file(f, Some(&bar)),
+        (None, None) if !a.keys.is_empty() => cache.warm_keys(&a.keys, Some(&bar)),
+        (None, None) => bail!("give KEYS, --pattern or --file"),
+    };
+    crate::progress::show(false, "");
+    let rep = rep?;
+    writeln!(
+        out,
+        "warmed {name:?} in {:.1} s: {} keys, {} loaded, {} already there, {} not in Redis",
+        started.elapsed().as_secs_f64(),
+        rep.keys,
+        rep.loaded,
+        rep.present,
+        rep.missing
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -155,6 +155,31 @@ enum Command {
         #[command(flatten)]
         name: NameArg,
     },
+    /// Load values from Redis into a cache's shared memory ahead of
+    /// traffic: the KEYS given, the keys matching --pattern (SCAN), or the
+    /// keys in --file (one per line, as `save_hot_keys` writes them).
+    Warm {
+        /// Keys to load.
+        keys: Vec<String>,
+        #[command(flatten)]
+        name: NameArg,
+        /// Redis to load from: redis://[user:password@]host:port/db.
+        #[arg(long, env = "STRATA_REDIS", conflicts_with = "redis_cluster")]
+        redis: Option<String>,
+        /// A Redis Cluster to load from, by any of its nodes.
+        #[arg(long, num_args = 1..)]
+        redis_cluster: Vec<String>,
+        /// Load every key matching this Redis glob (single-server Redis).
+        #[arg(long, conflicts_with_all = ["keys", "file"])]
+        pattern: Option<String>,
+        /// Load the keys listed in this file.
+        #[arg(long, conflicts_with = "keys")]
+        file: Option<PathBuf>,
+        /// Write the N keys the cache reads most into --file instead of
+        /// loading (for warming another machine).
+        #[arg(long, value_name = "N", requires = "file")]
+        save_hot: Option<usize>,
+    },
     /// Print a segment's statistics.
     Status {
         #[command(flatten)]
@@ -203,6 +228,26 @@ fn main() -> ExitCode {
             commands::expire(&ctx, &name.name, &key, Some(seconds))
         }
         Command::Persist { key, name } => commands::expire(&ctx, &name.name, &key, None),
+        Command::Warm {
+            keys,
+            name,
+            redis,
+            redis_cluster,
+            pattern,
+            file,
+            save_hot,
+        } => commands::warm(
+            &ctx,
+            &name.name,
+            commands::WarmArgs {
+                keys,
+                redis,
+                redis_cluster,
+                pattern,
+                file,
+                save_hot,
+            },
+        ),
         Command::Status { name, json, check } => commands::status(&ctx, &name.name, json, check),
         Command::Bench(args) => bench::run(&ctx.dir, &args),
         Command::BenchWorker(args) => bench::worker(&ctx.dir, &args),

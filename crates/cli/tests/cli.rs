@@ -173,8 +173,8 @@ fn errors_are_clear() {
 fn every_command_has_help() {
     let e = Env::new();
     for cmd in [
-        "init", "drop", "set", "get", "del", "list", "keys", "ttl", "expire", "persist", "status",
-        "bench",
+        "init", "drop", "set", "get", "del", "list", "keys", "ttl", "expire", "persist", "warm",
+        "status", "bench",
     ] {
         let o = e.run(&[cmd, "--help"]);
         assert!(o.status.success(), "{cmd} --help");
@@ -366,4 +366,93 @@ fn is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[test]
+fn warm_loads_from_a_real_redis_by_keys_pattern_and_file() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed");
+    let cli = |args: &[&str]| {
+        Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    while String::from_utf8_lossy(&cli(&["PING"]).stdout).trim() != "PONG" {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for i in 0..300 {
+        cli(&["SET", &format!("emb:{i}"), &format!("v{i}")]);
+    }
+    let e = Env::new();
+    assert!(e
+        .run(&["init", "-n", "w", "--memory", "16MiB"])
+        .status
+        .success());
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let o = e.run(&["warm", "emb:1", "emb:2", "nope", "-n", "w", "--redis", &url]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("3 keys, 2 loaded, 0 already there, 1 not in Redis"),
+        "{}",
+        text(&o)
+    );
+    let o = e.run(&["warm", "--pattern", "emb:*", "-n", "w", "--redis", &url]);
+    assert!(
+        text(&o).contains("298 loaded, 2 already there"),
+        "{}",
+        text(&o)
+    );
+    let o = e.run(&["get", "emb:299", "-n", "w"]);
+    assert_eq!(o.stdout, b"v299");
+    let file = e.dir.join("hot.keys");
+    let o = e.run(&[
+        "warm",
+        "-n",
+        "w",
+        "--save-hot",
+        "10",
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 10);
+    assert!(e
+        .run(&["init", "-n", "w2", "--memory", "16MiB"])
+        .status
+        .success());
+    let o = e.run(&[
+        "warm",
+        "--file",
+        file.to_str().unwrap(),
+        "-n",
+        "w2",
+        "--redis",
+        &url,
+    ]);
+    assert!(text(&o).contains("10 loaded"), "{}", text(&o));
+    // Without Redis: bad usage, said clearly.
+    let o = e.run(&["warm", "emb:1", "-n", "w"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(text(&o).contains("--redis"), "{}", text(&o));
+    let _ = redis.kill();
+    let _ = redis.wait();
 }

@@ -551,6 +551,95 @@ impl Cache {
         Ok(PyBytes::new(py, value.bytes()).into_any())
     }
 
+    /// Loads values from Redis into the shared memory ahead of traffic, in
+    /// pipelined batches: `keys` (a list), the keys matching `pattern` (a
+    /// Redis glob, through SCAN; single-server Redis), or the keys in the
+    /// file at `path` that `save_hot_keys` wrote. Shows progress on a
+    /// terminal. With `every=seconds` it repeats in a background thread
+    /// until `close()`, and returns None at once. Returns
+    /// `{"keys", "present", "loaded", "missing"}`.
+    #[pyo3(signature = (keys = None, *, pattern = None, path = None, every = None))]
+    fn warm<'py>(
+        slf: &Bound<'py, Self>,
+        keys: Option<&Bound<'py, PyAny>>,
+        pattern: Option<String>,
+        path: Option<PathBuf>,
+        every: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let py = slf.py();
+        let me = slf.get();
+        me.seg()?;
+        if !me.tiers.has_l2() {
+            return Err(PyValueError::new_err(
+                "warming needs Redis (redis= or redis_cluster=)",
+            ));
+        }
+        let list: Option<Vec<Vec<u8>>> = match keys {
+            Some(k) => Some(
+                k.try_iter()?
+                    .map(|x| key_bytes(&x?).map(|b| b.to_vec()))
+                    .collect::<PyResult<_>>()?,
+            ),
+            None => None,
+        };
+        let spec = match (list, pattern, path) {
+            (Some(k), None, None) => WarmSpec::Keys(k),
+            (None, Some(p), None) => WarmSpec::Pattern(p),
+            (None, None, Some(p)) => WarmSpec::File(p),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "give exactly one of keys, pattern= or path=",
+                ))
+            }
+        };
+        if let Some(secs) = every {
+            let period = std::time::Duration::try_from_secs_f64(secs)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    PyValueError::new_err("every must be a positive number of seconds")
+                })?;
+            let obj = slf.clone().unbind();
+            std::thread::Builder::new()
+                .name("strata-warm".into())
+                .spawn(move || loop {
+                    std::thread::sleep(period);
+                    let open = Python::attach(|py| {
+                        let c = obj.bind(py).get();
+                        if c.closed() {
+                            return false;
+                        }
+                        let _ = py.detach(|| spec.run(&c.tiers, false));
+                        true
+                    });
+                    if !open {
+                        return;
+                    }
+                })
+                .map_err(|e| {
+                    StrataError::new_err(format!("cannot start the warming thread: {e}"))
+                })?;
+            return Ok(None);
+        }
+        let rep = py
+            .detach(|| spec.run(&me.tiers, true))
+            .map_err(cache_to_py)?;
+        let d = PyDict::new(py);
+        d.set_item("keys", rep.keys)?;
+        d.set_item("present", rep.present)?;
+        d.set_item("loaded", rep.loaded)?;
+        d.set_item("missing", rep.missing)?;
+        Ok(Some(d))
+    }
+
+    /// Writes the `n` keys this cache holds that are read most often, one
+    /// per line, for `warm(path=...)` on another machine. Returns how many.
+    fn save_hot_keys(&self, py: Python<'_>, path: PathBuf, n: usize) -> PyResult<usize> {
+        self.seg()?;
+        py.detach(|| self.tiers.save_hot_keys(&path, n))
+            .map_err(cache_to_py)
+    }
+
     /// The same cache under a namespace whose version `bump()` moves on,
     /// making all of its entries unreachable at once (see docs/tiered.md).
     fn namespace<'py>(slf: &Bound<'py, Self>, name: &str) -> PyResult<Bound<'py, PyAny>> {
@@ -757,5 +846,37 @@ impl Cache {
         d.set_item("limbo_blocks", r.limbo_blocks)?;
         d.set_item("pinned_blocks", r.pinned_blocks)?;
         Ok(d)
+    }
+}
+
+/// What `warm` loads.
+enum WarmSpec {
+    Keys(Vec<Vec<u8>>),
+    Pattern(String),
+    File(PathBuf),
+}
+
+impl WarmSpec {
+    /// Warms `cache`, with a progress line on a terminal if `show`.
+    fn run(&self, cache: &strata::Cache, show: bool) -> strata::Result<strata::WarmReport> {
+        use std::io::{IsTerminal, Write};
+        let tty = show && std::io::stderr().is_terminal();
+        let bar = |done: u64, total: Option<u64>| {
+            let line = match total {
+                Some(t) => format!("\r\x1b[Kwarming: {done} of {t} keys"),
+                None => format!("\r\x1b[Kwarming: {done} keys"),
+            };
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        };
+        let progress: Option<strata::WarmProgress<'_>> = if tty { Some(&bar) } else { None };
+        let rep = match self {
+            WarmSpec::Keys(k) => cache.warm_keys(k, progress),
+            WarmSpec::Pattern(p) => cache.warm_pattern(p, progress),
+            WarmSpec::File(p) => cache.warm_file(p, progress),
+        };
+        if tty {
+            let _ = std::io::stderr().write_all(b"\r\x1b[K");
+        }
+        rep
     }
 }

@@ -260,3 +260,65 @@ def test_a_tiered_cache_pickles_with_its_tiers(tiered, redis_server):
     assert copy.get("remote") == b"r"
     assert copy.stats()["l2_requests"] >= 1
     copy.close()
+
+
+def test_warm_by_keys_pattern_and_a_hot_keys_file(name, redis_server, tmp_path):
+    r = redis_server.client()
+    for i in range(600):
+        r.set(f"emb:{i}", np.full(4, i, np.float32).tobytes())
+    r.set("other:1", b"x")
+    c = strata.Cache(name, memory="64MiB", redis=redis_server.url)
+    rep = c.warm([f"emb:{i}" for i in range(10)] + ["absent"])
+    assert rep == {"keys": 11, "present": 0, "loaded": 10, "missing": 1}
+    rep = c.warm(pattern="emb:*")
+    assert rep["loaded"] == 590 and rep["present"] == 10
+    assert "other:1" not in c and "emb:599" in c
+    for _ in range(20):
+        c.get("emb:7")  # the hottest key
+    path = tmp_path / "hot.keys"
+    assert c.save_hot_keys(path, 50) == 50
+    assert path.read_text().splitlines()[0] == "emb:7"
+    # A new machine warms with what was hot on this one.
+    other = name + "-new"
+    fresh = strata.Cache(other, memory="64MiB", redis=redis_server.url)
+    try:
+        assert fresh.warm(path=path)["loaded"] == 50
+        assert "emb:7" in fresh
+        with pytest.raises(ValueError, match="exactly one"):
+            fresh.warm(["a"], pattern="b")
+    finally:
+        fresh.close()
+        strata.drop(other)
+    c.close()
+
+
+def test_warm_every_repeats_in_the_background_until_close(name, redis_server):
+    import time
+
+    c = strata.Cache(name, memory="64MiB", redis=redis_server.url)
+    assert c.warm(pattern="job:*", every=0.05) is None
+    redis_server.client().set("job:1", b"j")
+    deadline = time.monotonic() + 5
+    while "job:1" not in c:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    c.close()
+
+
+def test_prometheus_collector_exports_every_figure(tiered):
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from strata.prometheus import Collector
+
+    tiered.set("k", b"v")
+    tiered.get("k")
+    reg = CollectorRegistry()
+    reg.register(Collector(tiered))
+    text = generate_latest(reg).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["strata_hits"].type == "counter"
+    assert families["strata_entries"].type == "gauge"
+    sample = families["strata_hits"].samples[0]
+    assert sample.labels["cache"] == tiered.name and sample.value >= 1
+    assert "strata_l2_breaker" in families

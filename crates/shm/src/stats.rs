@@ -144,6 +144,15 @@ impl Segment {
         Ok(st)
     }
 
+    /// How often `key` has been asked for lately, as the shared frequency
+    /// sketch estimates it (0 to 15; it halves as the sketch ages). Counts
+    /// nothing itself.
+    pub fn frequency(&self, key: &[u8]) -> u32 {
+        let inner = &*self.inner;
+        let h = crate::hash::KeyHash::new(inner.seed, key);
+        inner.sketch.estimate(&*inner.region, h.0)
+    }
+
     /// Entries in the index, expired ones included until swept.
     pub fn len(&self) -> u64 {
         let inner = &*self.inner;

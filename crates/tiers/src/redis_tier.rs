@@ -288,6 +288,42 @@ impl RedisTier {
         res
     }
 
+    /// One step of `SCAN cursor MATCH pattern COUNT count` on a single
+    /// server: the next cursor (0 when done) and the keys. Not on a
+    /// cluster, whose keys are spread over nodes.
+    pub fn scan(&self, cursor: u64, pattern: &str, count: usize) -> Result<(u64, Vec<Vec<u8>>)> {
+        if self.cfg.cluster {
+            return Err(Error::InvalidConfig {
+                tier: TIER,
+                reason: "scanning a Redis Cluster by pattern is not supported yet; warm by keys"
+                    .into(),
+            });
+        }
+        let cmd = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(count)
+            .clone();
+        let answer = self.send(self.batches(vec![(Vec::new(), cmd, ())]))?.pop();
+        let Some((_, Value::Array(parts))) = answer else {
+            return Err(upstream("SCAN answered something else"));
+        };
+        let mut it = parts.into_iter();
+        let next = it
+            .next()
+            .and_then(bytes_of)
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let keys = match it.next() {
+            Some(Value::Array(ks)) => ks.into_iter().filter_map(bytes_of).collect(),
+            _ => Vec::new(),
+        };
+        Ok((next, keys))
+    }
+
     /// Publishes `messages` on `channel`, in one round trip.
     pub fn publish(&self, channel: &[u8], messages: &[Vec<u8>]) -> Result<()> {
         if messages.is_empty() {

@@ -191,6 +191,19 @@ class Cache:
         processes and its result (bytes, a buffer or an ndarray) is stored
         with `ttl` and returned (an array as get_numpy returns it, else
         bytes). Near expiry one reader refreshes early (XFetch, `beta`)."""
+    def warm(
+        self,
+        keys: Optional[Sequence[_Key]] = None,
+        *,
+        pattern: Optional[str] = None,
+        path: Union[str, PathLike[str], None] = None,
+        every: Optional[float] = None,
+    ) -> Optional[dict[str, int]]:
+        """Load values from Redis into the shared memory: `keys`, the keys
+        matching `pattern` (SCAN), or the file `save_hot_keys` wrote; with
+        `every`, again and again in the background until close()."""
+    def save_hot_keys(self, path: Union[str, PathLike[str]], n: int) -> int:
+        """Write the n most frequently read keys, for warm(path=...)."""
     def namespace(self, name: str) -> Any:
         """This cache under a namespace whose version bump() moves on."""
     def _namespace_version(self, name: str) -> int: ...
