@@ -95,12 +95,15 @@ impl Cache {
                 .unwrap_or(0),
             None => 0,
         };
-        seg.put(
-            &lk,
-            &v.to_le_bytes(),
-            &PutOptions::default().ttl(NS_VERSION_TTL),
-        )?;
+        self.remember_version(&lk, v)?;
         Ok(v)
+    }
+
+    /// Caches a version read from (or bumped in) Redis in L0.
+    fn remember_version(&self, lk: &[u8], v: u64) -> Result<()> {
+        let ttl = PutOptions::default().ttl(NS_VERSION_TTL);
+        self.segment().put(lk, &v.to_le_bytes(), &ttl)?;
+        Ok(())
     }
 
     /// Moves the namespace to a new version: its entries become
@@ -113,11 +116,11 @@ impl Cache {
         match self.l2() {
             Some(l2) => {
                 let v = l2.incr(&redis_key(name))?.max(0) as u64;
-                seg.put(
-                    &lk,
-                    &v.to_le_bytes(),
-                    &PutOptions::default().ttl(NS_VERSION_TTL),
-                )?;
+                self.remember_version(&lk, v)?;
+                // Other machines drop their cached copy at once.
+                if let Some(inv) = self.invalidation() {
+                    inv.publish(crate::invalidation::OP_NAMESPACE, &[name.as_bytes()])?;
+                }
                 Ok(v)
             }
             None => {

@@ -210,6 +210,10 @@ pub enum PutIf {
     Absent,
     /// Only if the key is present.
     Present,
+    /// Only if the key still holds the value of this version
+    /// ([`crate::View::version`]; hold the view until the write, so that
+    /// its version cannot come back): a compare-and-set.
+    Version(u64),
 }
 
 /// Per-write options.

@@ -344,6 +344,14 @@ impl View {
     pub fn expires_at_ms(&self) -> Option<u64> {
         (self.hit.fields.expiry != 0).then_some(self.hit.fields.expiry)
     }
+    /// The version of the value this view shows: the index word it was
+    /// found through. While the view lives, its block cannot be reused, so
+    /// no other value of the key can carry this version: a compare-and-set
+    /// with it (`PutIf::Version`) succeeds only if nothing was written since.
+    pub fn version(&self) -> u64 {
+        self.hit.word
+    }
+
     /// The offset of the value's block in the segment.
     #[inline]
     pub fn block_offset(&self) -> u64 {

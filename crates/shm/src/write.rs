@@ -382,8 +382,9 @@ impl Segment {
     }
 
     /// Stores `value` only if the key is absent (`PutIf::Absent`, as SET NX
-    /// or a lease) or present (`PutIf::Present`, as SET XX); an expired key
-    /// is absent. Ok(None) when the condition did not hold. The check and
+    /// or a lease), present (`PutIf::Present`, as SET XX), or still at a
+    /// version (`PutIf::Version`, a compare-and-set); an expired key is
+    /// absent. Ok(None) when the condition did not hold. The check and
     /// the write happen under the key's shard lock: no other writer, in
     /// any process, comes between them.
     pub fn put_if(
@@ -397,6 +398,7 @@ impl Segment {
             let holds = match cond {
                 PutIf::Absent => current.is_none(),
                 PutIf::Present => current.is_some(),
+                PutIf::Version(v) => current.is_some_and(|(_, word)| word == v),
             };
             holds.then_some(Cow::Borrowed(value))
         })
@@ -414,17 +416,19 @@ impl Segment {
         opts: &PutOptions,
         f: impl FnOnce(Option<&[u8]>) -> Option<Vec<u8>>,
     ) -> Result<Option<PutOutcome>> {
-        self.write_with(key, opts, |current| f(current).map(Cow::Owned))
+        self.write_with(key, opts, |current| {
+            f(current.map(|(v, _)| v)).map(Cow::Owned)
+        })
     }
 
     /// The one write path: under the shard lock, `decide` sees the key's
-    /// current value and returns the value to store, or None to store
-    /// nothing.
+    /// current value and its version (index word), and returns the value
+    /// to store, or None to store nothing.
     fn write_with<'v>(
         &self,
         key: &[u8],
         opts: &PutOptions,
-        decide: impl FnOnce(Option<&[u8]>) -> Option<Cow<'v, [u8]>>,
+        decide: impl FnOnce(Option<(&[u8], u64)>) -> Option<Cow<'v, [u8]>>,
     ) -> Result<Option<PutOutcome>> {
         if key.len() > block::MAX_KEY {
             return Err(Error::KeyTooLarge {
@@ -458,7 +462,7 @@ impl Segment {
 
         let (target, victim_freq) = inner.target(h, key, now);
         let current = match &target {
-            Target::Update(f) => Some(f.hdr.value(r)),
+            Target::Update(f) => Some((f.hdr.value(r), f.word)),
             _ => None,
         };
         let Some(value) = decide(current) else {

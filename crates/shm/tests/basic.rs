@@ -503,3 +503,35 @@ fn batch_entries_copy_out_whole_at_any_offset() {
         }
     }
 }
+
+#[test]
+fn compare_and_set_on_a_views_version_succeeds_only_if_nothing_was_written_since() {
+    use strata_shm::PutIf;
+    let dir = ShmDir::new("cas");
+    let seg = dir.create("s", 16 * MIB);
+    let no = PutOptions::default();
+    seg.put(b"k", b"v1", &no).unwrap();
+    let v1 = seg.get_view(b"k").unwrap().unwrap();
+    assert!(seg
+        .put_if(b"k", b"v2", &no, PutIf::Version(v1.version()))
+        .unwrap()
+        .is_some());
+    // v1's version is gone: a second set with it fails, and changes nothing.
+    assert!(seg
+        .put_if(b"k", b"v3", &no, PutIf::Version(v1.version()))
+        .unwrap()
+        .is_none());
+    assert_eq!(&*seg.get(b"k").unwrap().unwrap(), b"v2");
+    // An expiry change is a new version too.
+    let v2 = seg.get_view(b"k").unwrap().unwrap();
+    seg.expire(b"k", Duration::from_secs(60)).unwrap();
+    assert!(seg
+        .put_if(b"k", b"v4", &no, PutIf::Version(v2.version()))
+        .unwrap()
+        .is_none());
+    // An absent key has no version to match.
+    assert!(seg
+        .put_if(b"gone", b"x", &no, PutIf::Version(v2.version()))
+        .unwrap()
+        .is_none());
+}

@@ -99,6 +99,13 @@ proptest! {
                 Op::PutIfAbsent(k, fill) | Op::PutIfPresent(k, fill) => {
                     let absent = matches!(op, Op::PutIfAbsent(..));
                     let cond = if absent { PutIf::Absent } else { PutIf::Present };
+                    // A compare-and-set with the current version acts as
+                    // PutIf::Present does.
+                    let view = if absent { None } else { seg.get_view(&key(k)).unwrap() };
+                    let cond = match &view {
+                        Some(v) => PutIf::Version(v.version()),
+                        None => cond,
+                    };
                     let v = vec![fill; 10];
                     let done = seg.put_if(&key(k), &v, &PutOptions::default(), cond).unwrap();
                     let holds = m.live(k).is_none() == absent;

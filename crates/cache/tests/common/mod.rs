@@ -25,23 +25,14 @@ fn free_port() -> u16 {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let dir = std::env::temp_dir().join(format!(
-            "strata-redis-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut s = RedisServer {
-            port: free_port(),
-            child: None,
-            dir,
-            cluster: false,
-        };
-        s.launch();
-        s
+        Self::new(false)
     }
 
     fn start_clustered() -> RedisServer {
+        Self::new(true)
+    }
+
+    fn new(cluster: bool) -> RedisServer {
         let dir = std::env::temp_dir().join(format!(
             "strata-redis-{}-{}",
             std::process::id(),
@@ -52,7 +43,7 @@ impl RedisServer {
             port: free_port(),
             child: None,
             dir,
-            cluster: true,
+            cluster,
         };
         s.launch();
         s
