@@ -31,6 +31,8 @@ mod cache;
 mod compute;
 mod error;
 mod invalidation;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod namespace;
 mod policy;
 mod value;
