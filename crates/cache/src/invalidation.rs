@@ -29,6 +29,9 @@ const LEASE_CHECK: Duration = Duration::from_millis(250);
 const FORMAT: u8 = 1;
 pub(crate) const OP_KEY: u8 = b'K';
 pub(crate) const OP_NAMESPACE: u8 = b'N';
+/// Several keys in one message: each as a 4-byte little-endian length and
+/// its bytes (write-back sends a batch's keys so).
+pub(crate) const OP_KEYS: u8 = b'M';
 
 pub(crate) struct Invalidation {
     pub channel: Vec<u8>,
@@ -84,6 +87,29 @@ impl Invalidation {
 
     pub fn message(&self, op: u8, payload: &[u8]) -> Vec<u8> {
         message(self.machine, op, payload)
+    }
+
+    /// One message naming all of `keys`.
+    pub fn keys_message(&self, keys: &[&[u8]]) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(keys.iter().map(|k| k.len() + 4).sum());
+        for k in keys {
+            payload.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            payload.extend_from_slice(k);
+        }
+        self.message(OP_KEYS, &payload)
+    }
+
+    /// Stores `puts` and tells the other machines of `keys`, in one round
+    /// trip per node.
+    pub fn put_and_publish_keys(
+        &self,
+        puts: &[strata_tiers::Put<'_>],
+        keys: &[&[u8]],
+    ) -> strata_tiers::Result<()> {
+        let msg = self.keys_message(keys);
+        self.redis.put_and_publish(puts, &self.channel, &[msg])?;
+        self.sent.fetch_add(1, Relaxed);
+        Ok(())
     }
 
     /// Tells the other machines that these keys changed.
@@ -179,6 +205,18 @@ impl Invalidation {
         self.received.fetch_add(1, Relaxed);
         let _ = match op {
             OP_KEY => self.seg.delete(payload),
+            OP_KEYS => {
+                let mut rest = payload;
+                while let Some(len) = rest.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+                    let len = u32::from_le_bytes(len) as usize;
+                    let Some(key) = rest.get(4..4 + len) else {
+                        break;
+                    };
+                    let _ = self.seg.delete(key);
+                    rest = &rest[4 + len..];
+                }
+                Ok(true)
+            }
             OP_NAMESPACE => self.seg.delete(&crate::namespace::local_key_of(payload)),
             _ => Ok(false),
         };

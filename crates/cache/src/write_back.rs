@@ -306,15 +306,18 @@ impl WriteBack {
             .filter(|(_, op)| matches!(op, Op::Delete))
             .map(|(k, _)| k.as_slice())
             .collect();
-        self.tier.put_many(&puts)?;
+        // Deletes first: once other machines hear of a key, Redis must not
+        // hold its old value for them to fetch again.
         self.tier.delete_many(&deletes)?;
-        if let Some(inv) = &self.inval {
-            let keys: Vec<&[u8]> = batch.iter().map(|(k, _)| k.as_slice()).collect();
-            // The values are in Redis: a failure to tell other machines
-            // is not worth sending them again.
-            let _ = inv.publish(crate::invalidation::OP_KEY, &keys);
+        match &self.inval {
+            Some(inv) => {
+                // The batch and one message naming its keys, in one round
+                // trip per node.
+                let keys: Vec<&[u8]> = batch.iter().map(|(k, _)| k.as_slice()).collect();
+                inv.put_and_publish_keys(&puts, &keys)
+            }
+            None => self.tier.put_many(&puts),
         }
-        Ok(())
     }
 
     /// Puts a failed batch back, ahead of what came since, except keys

@@ -393,3 +393,38 @@ fn a_namespace_bump_reaches_the_other_machine_at_once() {
     });
     assert!(b.namespace("m").get(b"k").unwrap().is_none());
 }
+
+#[test]
+fn write_back_invalidates_the_other_machine_once_its_batch_is_in_redis() {
+    let redis = RedisServer::start();
+    let (d1, d2) = (ShmDir::new("wbinv1"), ShmDir::new("wbinv2"));
+    let make = |dir: &ShmDir, name: &str, policy| {
+        Cache::builder(name)
+            .segment_options(dir.opts())
+            .redis(&redis.url())
+            .write_policy(policy)
+            .invalidation_channel("strata:inval:wb")
+            .build()
+            .unwrap()
+    };
+    let a = make(&d1, "wb-a", WritePolicy::Back);
+    let b = make(&d2, "wb-b", WritePolicy::Through);
+    eventually("subscribers", || {
+        a.is_invalidation_subscriber() && b.is_invalidation_subscriber()
+    });
+    for i in 0..100 {
+        b.put(format!("k{i}").as_bytes(), b"old", &PutOptions::default())
+            .unwrap();
+    }
+    for i in 0..100 {
+        a.put(format!("k{i}").as_bytes(), b"new", &PutOptions::default())
+            .unwrap();
+    }
+    a.delete(b"k0").unwrap();
+    a.flush().unwrap();
+    eventually("b's copies dropped", || {
+        (0..100).all(|i| !b.segment().contains(format!("k{i}").as_bytes()).unwrap())
+    });
+    assert!(b.get(b"k0").unwrap().is_none());
+    assert_eq!(b.get(b"k99").unwrap().unwrap().bytes(), b"new");
+}
