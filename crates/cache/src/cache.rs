@@ -301,6 +301,33 @@ impl Cache {
         Ok(local || remote)
     }
 
+    /// Sets `key`'s time to live (None removes it), in L0 and, unless the
+    /// cache only reads Redis, in Redis, where other machines then fetch
+    /// it with its new expiry. True if L0 or Redis had the key.
+    pub fn expire(&self, key: &[u8], ttl: Option<Duration>) -> Result<bool> {
+        self.check_open()?;
+        if let Some(t) = ttl {
+            strata_shm::check_ttl(t)?;
+        }
+        let local = match ttl {
+            Some(t) => self.seg.expire(key, t)?,
+            None => self.seg.persist(key)?,
+        };
+        let remote = match (self.policy, &self.l2) {
+            (WritePolicy::Through | WritePolicy::Back, Some(l2)) => {
+                // Write-back: what is queued carries the TTL it was set
+                // with; this changes what Redis holds now.
+                let found = l2.expire_many(&[key], ttl)? > 0;
+                if let Some(inv) = self.invalidation() {
+                    inv.publish(OP_KEY, &[key])?;
+                }
+                found
+            }
+            _ => false,
+        };
+        Ok(local || remote)
+    }
+
     /// Drops `key` from this machine's local tiers and, through Redis
     /// pub/sub, from every other machine's, leaving Redis itself alone: the
     /// next read anywhere fetches it again.

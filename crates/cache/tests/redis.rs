@@ -428,3 +428,34 @@ fn write_back_invalidates_the_other_machine_once_its_batch_is_in_redis() {
     assert!(b.get(b"k0").unwrap().is_none());
     assert_eq!(b.get(b"k99").unwrap().unwrap().bytes(), b"new");
 }
+
+#[test]
+fn an_expiry_change_reaches_redis_and_the_other_machine() {
+    let redis = RedisServer::start();
+    let (d1, d2) = (ShmDir::new("exp1"), ShmDir::new("exp2"));
+    let (a, b) = machines(&redis, &d1, &d2);
+    let tag = TypeTag::new("<u1", vec![1]);
+    a.put(b"k", b"v", &PutOptions::default().tag(tag)).unwrap();
+    assert!(b.get(b"k").unwrap().is_some());
+    assert!(a.expire(b"k", Some(Duration::from_secs(100))).unwrap());
+    let pttl: i64 = redis.client().pttl("k").unwrap();
+    assert!(pttl > 90_000 && pttl <= 100_000, "{pttl}");
+    let tag_ttl: i64 = redis.client().pttl("strata:tag:{k}").unwrap();
+    assert!(
+        tag_ttl > 90_000,
+        "the tag lives as long as the value: {tag_ttl}"
+    );
+    eventually("b's copy dropped", || !b.segment().contains(b"k").unwrap());
+    let exp = b.get(b"k").unwrap().unwrap().type_tag();
+    assert!(exp.is_some());
+    assert!(b
+        .segment()
+        .peek(b"k")
+        .unwrap()
+        .unwrap()
+        .expires_at_ms()
+        .is_some());
+    assert!(a.expire(b"k", None).unwrap());
+    assert_eq!(redis.cli(&["PTTL", "k"]).trim(), "-1");
+    assert!(!a.expire(b"absent", Some(Duration::from_secs(1))).unwrap());
+}

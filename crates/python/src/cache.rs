@@ -702,15 +702,31 @@ impl Cache {
         py.detach(|| t.flush_within(timeout)).map_err(cache_to_py)
     }
 
-    /// Sets the key's time to live, in seconds; True if the key exists.
-    fn expire(&self, key: &Bound<'_, PyAny>, ttl: f64) -> PyResult<bool> {
+    /// Sets the key's time to live, in seconds (in Redis too, unless the
+    /// cache only reads it); True if the key exists.
+    fn expire(&self, py: Python<'_>, key: &Bound<'_, PyAny>, ttl: f64) -> PyResult<bool> {
         let ttl = ttl_from_secs(ttl).map_err(to_py)?;
-        self.seg()?.expire(key_bytes(key)?, ttl).map_err(to_py)
+        let seg = self.seg()?;
+        let key = key_bytes(key)?;
+        if self.tiers.has_l2() {
+            return py
+                .detach(|| self.tiers.expire(key, Some(ttl)))
+                .map_err(cache_to_py);
+        }
+        seg.expire(key, ttl).map_err(to_py)
     }
 
-    /// Removes the key's time to live; True if the key exists.
-    fn persist(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        self.seg()?.persist(key_bytes(key)?).map_err(to_py)
+    /// Removes the key's time to live (in Redis too, unless the cache only
+    /// reads it); True if the key exists.
+    fn persist(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let seg = self.seg()?;
+        let key = key_bytes(key)?;
+        if self.tiers.has_l2() {
+            return py
+                .detach(|| self.tiers.expire(key, None))
+                .map_err(cache_to_py);
+        }
+        seg.persist(key).map_err(to_py)
     }
 
     /// Seconds the key has left, None if it never expires. KeyError if the

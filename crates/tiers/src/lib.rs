@@ -62,6 +62,10 @@ pub trait Tier: Send + Sync {
     /// Removes the keys; returns how many existed.
     fn delete_many(&self, keys: &[&[u8]]) -> Result<u64>;
 
+    /// Sets the keys' time to live (None: removes it, as PERSIST); returns
+    /// how many of them exist.
+    fn expire_many(&self, keys: &[&[u8]], ttl: Option<Duration>) -> Result<u64>;
+
     /// Adds 1 to the integer counter at `key` (0 if absent) and returns
     /// it: for versions that every machine must agree on.
     fn incr(&self, key: &[u8]) -> Result<i64>;

@@ -619,6 +619,28 @@ impl Tier for RedisTier {
             .sum())
     }
 
+    fn expire_many(&self, keys: &[&[u8]], ttl: Option<Duration>) -> Result<u64> {
+        let cmd = |k: &[u8]| match ttl {
+            Some(t) => redis::cmd("PEXPIRE")
+                .arg(k)
+                .arg(t.as_millis().max(1) as u64)
+                .clone(),
+            None => redis::cmd("PERSIST").arg(k).clone(),
+        };
+        let mut cmds = Vec::with_capacity(keys.len() * 2);
+        for &k in keys {
+            cmds.push((k.to_vec(), cmd(k), true));
+            // The type tag lives as long as its value.
+            let tk = tag_key(k);
+            cmds.push((tk.clone(), cmd(&tk), false));
+        }
+        let answers = self.send(self.batches(cmds))?;
+        Ok(answers
+            .into_iter()
+            .filter(|(is_value, v)| *is_value && matches!(v, Value::Int(1)))
+            .count() as u64)
+    }
+
     fn incr(&self, key: &[u8]) -> Result<i64> {
         let cmds = vec![(key.to_vec(), redis::cmd("INCR").arg(key).clone(), ())];
         match self.send(self.batches(cmds))?.pop() {
