@@ -72,7 +72,7 @@ impl Cache {
     }
 
     /// Loads every key of Redis matching `pattern` (a Redis glob) into
-    /// L0, scanning with SCAN. Single-server Redis only.
+    /// L0, scanning with SCAN (every primary of a cluster in turn).
     pub fn warm_pattern(
         &self,
         pattern: &str,
@@ -82,23 +82,28 @@ impl Cache {
             return Err(Error::InvalidConfig("warming needs Redis".into()));
         };
         let mut rep = WarmReport::default();
-        let mut cursor = 0;
-        loop {
-            let (next, keys) = redis.scan(cursor, pattern, BATCH)?;
-            // strata's own companion keys are not values.
-            let keys: Vec<Vec<u8>> = keys
-                .into_iter()
-                .filter(|k| !k.starts_with(b"strata:"))
-                .collect();
-            self.warm_chunk(&keys, &mut rep)?;
-            if let Some(p) = progress {
-                p(rep.keys, None);
-            }
-            if next == 0 {
-                return Ok(rep);
-            }
-            cursor = next;
-        }
+        let mut failed = None;
+        redis
+            .scan(pattern, BATCH, &mut |keys| {
+                // strata's own companion keys are not values.
+                let keys: Vec<Vec<u8>> = keys
+                    .into_iter()
+                    .filter(|k| !k.starts_with(b"strata:"))
+                    .collect();
+                if let Err(e) = self.warm_chunk(&keys, &mut rep) {
+                    failed = Some(e);
+                    return Err(strata_tiers::Error::Upstream {
+                        tier: "redis",
+                        reason: "warming stopped".into(),
+                    });
+                }
+                if let Some(p) = progress {
+                    p(rep.keys, None);
+                }
+                Ok(())
+            })
+            .map_err(|e| failed.take().unwrap_or(Error::Upstream(e)))?;
+        Ok(rep)
     }
 
     /// Warms from a file that `save_hot_keys` wrote.

@@ -94,3 +94,22 @@ fn a_primary_killed_and_its_replica_promoted_is_survived() {
     c.invalidate(b"survivor").unwrap();
     assert_eq!(c.get(b"survivor").unwrap().unwrap().bytes(), b"v2");
 }
+
+#[test]
+fn warming_by_pattern_scans_every_primary() {
+    let cluster = RedisCluster::start(3, 0);
+    let dir = ShmDir::new("cwarm");
+    let writer_dir = ShmDir::new("cwarm-w");
+    let writer = cache(&writer_dir, "w", &cluster, WritePolicy::Through);
+    for i in 0..200 {
+        writer
+            .put(format!("emb:{i}").as_bytes(), b"v", &PutOptions::default())
+            .unwrap();
+    }
+    writer.put(b"other", b"x", &PutOptions::default()).unwrap();
+    let c = cache(&dir, "c", &cluster, WritePolicy::Through);
+    let rep = c.warm_pattern("emb:*", None).unwrap();
+    assert_eq!((rep.keys, rep.loaded), (200, 200));
+    assert!(c.segment().contains(b"emb:199").unwrap());
+    assert!(!c.segment().contains(b"other").unwrap());
+}

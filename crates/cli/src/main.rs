@@ -169,7 +169,7 @@ enum Command {
         /// A Redis Cluster to load from, by any of its nodes.
         #[arg(long, num_args = 1..)]
         redis_cluster: Vec<String>,
-        /// Load every key matching this Redis glob (single-server Redis).
+        /// Load every key matching this Redis glob (through SCAN).
         #[arg(long, conflicts_with_all = ["keys", "file"])]
         pattern: Option<String>,
         /// Load the keys listed in this file.

@@ -553,7 +553,7 @@ impl Cache {
 
     /// Loads values from Redis into the shared memory ahead of traffic, in
     /// pipelined batches: `keys` (a list), the keys matching `pattern` (a
-    /// Redis glob, through SCAN; single-server Redis), or the keys in the
+    /// Redis glob, through SCAN, on every primary of a cluster), or the keys in the
     /// file at `path` that `save_hot_keys` wrote. Shows progress on a
     /// terminal. With `every=seconds` it repeats in a background thread
     /// until `close()`, and returns None at once. Returns

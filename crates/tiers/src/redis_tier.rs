@@ -288,40 +288,98 @@ impl RedisTier {
         res
     }
 
-    /// One step of `SCAN cursor MATCH pattern COUNT count` on a single
-    /// server: the next cursor (0 when done) and the keys. Not on a
-    /// cluster, whose keys are spread over nodes.
-    pub fn scan(&self, cursor: u64, pattern: &str, count: usize) -> Result<(u64, Vec<Vec<u8>>)> {
-        if self.cfg.cluster {
-            return Err(Error::InvalidConfig {
-                tier: TIER,
-                reason: "scanning a Redis Cluster by pattern is not supported yet; warm by keys"
-                    .into(),
-            });
+    /// Every key matching `pattern` (a Redis glob), through SCAN, handed
+    /// to `on_keys` a batch at a time (about `count` keys). On a cluster,
+    /// each primary is scanned in turn, since SCAN sees one node's keys.
+    pub fn scan(
+        &self,
+        pattern: &str,
+        count: usize,
+        on_keys: &mut dyn FnMut(Vec<Vec<u8>>) -> Result<()>,
+    ) -> Result<()> {
+        let nodes: Vec<Option<(String, u16)>> = if self.cfg.cluster {
+            self.primaries()?.into_iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for node in nodes {
+            let mut cursor = 0u64;
+            loop {
+                let cmd = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(count)
+                    .clone();
+                let answer = match &node {
+                    None => self
+                        .send(self.batches(vec![(Vec::new(), cmd, ())]))?
+                        .pop()
+                        .map(|(_, v)| v),
+                    Some((host, port)) => Some(self.on_node(host, *port, cmd)?),
+                };
+                let Some(Value::Array(parts)) = answer else {
+                    return Err(upstream("SCAN answered something else"));
+                };
+                let mut it = parts.into_iter();
+                cursor = it
+                    .next()
+                    .and_then(bytes_of)
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                if let Some(Value::Array(ks)) = it.next() {
+                    on_keys(ks.into_iter().filter_map(bytes_of).collect())?;
+                }
+                if cursor == 0 {
+                    break;
+                }
+            }
         }
-        let cmd = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(count)
-            .clone();
+        Ok(())
+    }
+
+    /// The (host, port) of each live primary of the cluster.
+    fn primaries(&self) -> Result<Vec<(String, u16)>> {
+        let cmd = redis::cmd("CLUSTER").arg("NODES").clone();
         let answer = self.send(self.batches(vec![(Vec::new(), cmd, ())]))?.pop();
-        let Some((_, Value::Array(parts))) = answer else {
-            return Err(upstream("SCAN answered something else"));
+        let text = match answer.map(|(_, v)| v) {
+            Some(Value::VerbatimString { text, .. }) => text,
+            Some(v) => bytes_of(v)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default(),
+            None => String::new(),
         };
-        let mut it = parts.into_iter();
-        let next = it
-            .next()
-            .and_then(bytes_of)
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let keys = match it.next() {
-            Some(Value::Array(ks)) => ks.into_iter().filter_map(bytes_of).collect(),
-            _ => Vec::new(),
-        };
-        Ok((next, keys))
+        Ok(text
+            .lines()
+            .filter(|l| {
+                let flags = l.split_whitespace().nth(2).unwrap_or("");
+                flags.contains("master") && !flags.contains("fail")
+            })
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter_map(|addr| {
+                let hostport = addr.split('@').next()?;
+                let (host, port) = hostport.rsplit_once(':')?;
+                Some((host.to_string(), port.parse().ok()?))
+            })
+            .collect())
+    }
+
+    /// Runs one command on the node at host:port, with the credentials of
+    /// the configured URL.
+    fn on_node(&self, host: &str, port: u16, cmd: redis::Cmd) -> Result<Value> {
+        use redis::IntoConnectionInfo;
+        let info = self.cfg.urls[0]
+            .as_str()
+            .into_connection_info()
+            .map_err(upstream)?
+            .set_addr(redis::ConnectionAddr::Tcp(host.to_string(), port));
+        let client = redis::Client::open(info).map_err(upstream)?;
+        self.run(|_| async move {
+            let mut c = client.get_multiplexed_async_connection().await?;
+            cmd.query_async::<Value>(&mut c).await
+        })
     }
 
     /// Publishes `messages` on `channel`, in one round trip.
