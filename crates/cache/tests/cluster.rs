@@ -68,6 +68,7 @@ fn a_primary_killed_and_its_replica_promoted_is_survived() {
     let dir = ShmDir::new("failover");
     let c = cache(&dir, "f", &cluster, WritePolicy::Through);
     c.put(b"survivor", b"v1", &PutOptions::default()).unwrap();
+    cluster.master_of("survivor").wait_replicated();
     cluster.master_of("survivor").kill();
     let killed = Instant::now();
     // A few requests may fail while the replica takes over; then it works.

@@ -126,6 +126,34 @@ impl RedisServer {
         self.launch();
     }
 
+    /// Waits until this primary's replicas have every write it took
+    /// (replication is asynchronous: a primary killed sooner may take
+    /// writes with it, as Redis documents).
+    pub fn wait_replicated(&self) {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = self.cli(&["INFO", "replication"]);
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+            };
+            let master = field("master_repl_offset:").and_then(|v| v.parse::<u64>().ok());
+            let replica = field("slave0:").and_then(|v| {
+                v.split(',')
+                    .find_map(|kv| kv.strip_prefix("offset="))
+                    .and_then(|o| o.parse::<u64>().ok())
+            });
+            if let (Some(m), Some(r)) = (master, replica) {
+                if r >= m {
+                    return;
+                }
+            }
+            assert!(Instant::now() < end, "the replica never caught up: {info}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn signal(&self, sig: &str) {
         if let Some(c) = &self.child {
             let _ = Command::new("kill")
