@@ -52,6 +52,14 @@ impl Default for ComputeOptions {
 /// What a computation produced: the bytes and, for an array, its type tag.
 pub type Computed = (Vec<u8>, Option<TypeTag>);
 
+/// A lease in L0 on one key's computation: the would-be owner's token, the
+/// lease's key, and its TTL.
+struct Lease {
+    token: u64,
+    key: Vec<u8>,
+    opts: PutOptions,
+}
+
 /// The outcome of one in-process flight, shared with its waiters.
 type Outcome = std::result::Result<Arc<Computed>, String>;
 
@@ -179,18 +187,12 @@ impl Cache {
     where
         F: FnOnce() -> std::result::Result<Computed, String>,
     {
-        let seg = self.segment();
-        let token = seg.owner_token()?;
-        let lease = lease_key(key);
-        let lo = PutOptions::default().ttl(opts.lease_ttl);
-        if seg
-            .put_if(&lease, &lease_value(token, RUNNING, ""), &lo, PutIf::Absent)?
-            .is_none()
-        {
+        let lease = self.lease_for(key, opts)?;
+        if !self.take_lease(&lease, false)? {
             return Ok(None);
         }
         self.counters.early_refreshes.fetch_add(1, Relaxed);
-        self.run_with_lease(key, &lease, token, opts, compute)
+        self.run_with_lease(key, &lease.key, lease.token, opts, compute)
             .map(Some)
     }
 
@@ -263,26 +265,22 @@ impl Cache {
         F: FnOnce() -> std::result::Result<Computed, String>,
     {
         let seg = self.segment();
-        let token = seg.owner_token()?;
-        let lease = lease_key(key);
-        let lo = PutOptions::default().ttl(opts.lease_ttl);
+        let lease = self.lease_for(key, opts)?;
         let deadline = Instant::now() + opts.lease_ttl + Duration::from_secs(1);
         let mut pause = Duration::from_micros(200);
         let mut waited = false;
         loop {
-            let mine = lease_value(token, RUNNING, "");
-            let took = seg.put_if(&lease, &mine, &lo, PutIf::Absent)?.is_some()
-                || self.take_over_dead(&lease, &mine, &lo)?;
+            let took = self.take_lease(&lease, true)?;
             if took || Instant::now() >= deadline {
                 // Someone may have finished between our miss and the lease.
                 if let Some(v) = seg.get_view(key)? {
                     if took {
-                        seg.delete(&lease)?;
+                        seg.delete(&lease.key)?;
                     }
                     let c = Arc::new((v.to_vec(), v.type_tag()));
                     return Ok((Value::Shared(v), c));
                 }
-                let v = self.run_with_lease(key, &lease, token, opts, compute)?;
+                let v = self.run_with_lease(key, &lease.key, lease.token, opts, compute)?;
                 let c = Arc::new(match &v {
                     Value::Shared(view) => (view.to_vec(), view.type_tag()),
                     Value::Owned { bytes, tag } => (bytes.clone(), tag.clone()),
@@ -299,7 +297,7 @@ impl Cache {
                 let c = Arc::new((v.to_vec(), v.type_tag()));
                 return Ok((Value::Shared(v), c));
             }
-            if let Some(g) = seg.peek(&lease)? {
+            if let Some(g) = seg.peek(&lease.key)? {
                 if let Some((_, FAILED, message)) = parse_lease(&g) {
                     return Err(Error::ComputeFailed(message));
                 }
@@ -307,6 +305,26 @@ impl Cache {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
         }
+    }
+
+    /// The calling thread's lease on `key`'s computation.
+    fn lease_for(&self, key: &[u8], opts: &ComputeOptions) -> Result<Lease> {
+        Ok(Lease {
+            token: self.segment().owner_token()?,
+            key: lease_key(key),
+            opts: PutOptions::default().ttl(opts.lease_ttl),
+        })
+    }
+
+    /// Takes the lease if it is free, or with `take_dead` if its owner is
+    /// dead. True if the calling thread holds it now.
+    fn take_lease(&self, lease: &Lease, take_dead: bool) -> Result<bool> {
+        let mine = lease_value(lease.token, RUNNING, "");
+        let seg = self.segment();
+        Ok(seg
+            .put_if(&lease.key, &mine, &lease.opts, PutIf::Absent)?
+            .is_some()
+            || (take_dead && self.take_over_dead(&lease.key, &mine, &lease.opts)?))
     }
 
     /// Takes over a lease whose owner is dead (under the shard lock, so
