@@ -3,9 +3,8 @@
 //! early refreshes.
 
 mod common;
-use common::ShmDir;
+use common::{spawn_role, ShmDir};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,16 +62,6 @@ fn child_entry() {
     std::process::exit(0);
 }
 
-fn spawn(role: &str, dir: &ShmDir) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env("STRATA_TEST_ROLE", role)
-        .env("SEG_DIR", &dir.path)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn sixty_four_threads_missing_one_key_compute_it_once() {
     let dir = ShmDir::new("threads");
@@ -126,7 +115,7 @@ fn an_error_reaches_every_waiter_and_caches_nothing() {
 fn eight_processes_missing_one_key_compute_it_once() {
     let dir = ShmDir::new("procs");
     let c = local(dir.path.to_str().unwrap(), "s");
-    let kids: Vec<_> = (0..8).map(|_| spawn("miss", &dir)).collect();
+    let kids: Vec<_> = (0..8).map(|_| spawn_role("miss", &dir, &[])).collect();
     std::thread::sleep(Duration::from_millis(300));
     c.segment().put(b"go", b"1", &Default::default()).unwrap();
     for k in kids {
@@ -142,7 +131,7 @@ fn eight_processes_missing_one_key_compute_it_once() {
 fn a_killed_lease_holder_is_taken_over_and_nobody_hangs() {
     let dir = ShmDir::new("takeover");
     let c = local(dir.path.to_str().unwrap(), "s");
-    let mut holder = spawn("stuck", &dir);
+    let mut holder = spawn_role("stuck", &dir, &[]);
     let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
     while !lines.next().unwrap().unwrap().contains("HOLDING") {}
     let killer = std::thread::spawn(move || {

@@ -2,9 +2,8 @@
 //! lease in L0; when it is killed, another process takes over.
 
 mod common;
-use common::{RedisServer, ShmDir};
+use common::{spawn_role, RedisServer, ShmDir};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use strata::{Cache, PutOptions, SegmentOptions};
 
@@ -36,14 +35,7 @@ fn child_entry() {
 fn a_killed_subscribers_process_is_replaced_by_another() {
     let redis = RedisServer::start();
     let (da, db) = (ShmDir::new("ta"), ShmDir::new("tb"));
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env("STRATA_TEST_ROLE", "subscriber")
-        .env("SEG_DIR", &db.path)
-        .env("REDIS_URL", redis.url())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_role("subscriber", &db, &[("REDIS_URL", redis.url())]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     while !lines.next().unwrap().unwrap().contains("READY") {}
     let a = machine("machine-a", da.path.to_str().unwrap(), &redis.url());

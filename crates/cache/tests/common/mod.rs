@@ -275,3 +275,18 @@ impl RedisCluster {
         self.nodes.iter_mut().find(|n| n.port == port).unwrap()
     }
 }
+
+/// Runs this test binary again as a child process whose `child_entry`
+/// test plays `role`, with the segment directory (and any `env`) given;
+/// its standard output is piped.
+pub fn spawn_role(role: &str, dir: &ShmDir, env: &[(&str, String)]) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+        .env("STRATA_TEST_ROLE", role)
+        .env("SEG_DIR", &dir.path)
+        .stdout(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
