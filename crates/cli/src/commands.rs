@@ -301,6 +301,7 @@ pub fn status(ctx: &Ctx, name: &str, json: bool, check: bool) -> Result<ExitCode
         if let Some(r) = &report {
             v["violations"] = r.violations.clone().into();
         }
+        v["server"] = crate::server_cmd::status_json(&ctx.dir, name);
         writeln!(out, "{v}")?;
     } else {
         let pct = |a: u64, b: u64| {
@@ -340,6 +341,23 @@ pub fn status(ctx: &Ctx, name: &str, json: bool, check: bool) -> Result<ExitCode
             s.reader_slots_attached, s.reader_slots_live, s.global_epoch, s.shards, s.repairs
         )?;
         writeln!(out, "pages     {}", page_size(&seg))?;
+        let server = crate::server_cmd::status_json(&ctx.dir, name);
+        if server.is_null() {
+            writeln!(
+                out,
+                "server    none (`strata start -n {name}` serves it on port 6380)"
+            )?;
+        } else {
+            writeln!(
+                out,
+                "server    pid {}, listening on {}, {} clients, {} ops/s, up {}s",
+                server["pid"],
+                server["addr"].as_str().unwrap_or("?"),
+                server["clients"],
+                server["ops_per_sec"],
+                server["uptime_secs"]
+            )?;
+        }
         if let Some(r) = &report {
             if r.is_clean() {
                 writeln!(out, "check     clean")?;

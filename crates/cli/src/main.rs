@@ -8,6 +8,7 @@
 mod bench;
 mod commands;
 mod progress;
+mod server_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -43,13 +44,13 @@ struct NameArg {
     name: String,
 }
 
-fn parse_name(s: &str) -> Result<String, String> {
+pub(crate) fn parse_name(s: &str) -> Result<String, String> {
     strata_shm::validate_name(s)
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
 }
 
-fn parse_memory(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_memory(s: &str) -> Result<u64, String> {
     strata_shm::parse_size(s).map_err(|e| e.to_string())
 }
 
@@ -62,6 +63,16 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve a cache over the Redis protocol (port 6380): hot keys from
+    /// shared memory, the rest from an upstream Redis if one is given.
+    /// Returns once the server accepts connections; `--foreground` stays.
+    Start(server_cmd::StartArgs),
+    /// Stop a cache's server: it stops accepting, finishes in-flight
+    /// commands, sends queued writes to Redis, and exits.
+    Stop {
+        #[command(flatten)]
+        name: NameArg,
+    },
     /// Create a segment, or attach to it if it exists and is compatible.
     Init {
         #[command(flatten)]
@@ -180,7 +191,7 @@ enum Command {
         #[arg(long, value_name = "N", requires = "file")]
         save_hot: Option<usize>,
     },
-    /// Print a segment's statistics.
+    /// Print a segment's statistics, and its server's if one is running.
     Status {
         #[command(flatten)]
         name: NameArg,
@@ -206,6 +217,8 @@ fn main() -> ExitCode {
         trust_foreign: cli.trust_foreign,
     };
     let result = match cli.command {
+        Command::Start(args) => server_cmd::start(&ctx, args),
+        Command::Stop { name } => server_cmd::stop(&ctx, &name.name),
         Command::Init {
             name,
             memory,

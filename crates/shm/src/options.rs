@@ -222,9 +222,16 @@ pub struct PutOptions {
     /// Time to live; None keeps the entry until it is evicted or deleted.
     pub ttl: Option<Duration>,
     pub tag: Option<TypeTag>,
+    /// When the key exists, keep its expiry instead of `ttl` (as SET
+    /// KEEPTTL, INCR and APPEND do); a new key gets `ttl`.
+    pub keep_ttl: bool,
 }
 
 impl PutOptions {
+    pub fn keep_ttl(mut self) -> Self {
+        self.keep_ttl = true;
+        self
+    }
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self

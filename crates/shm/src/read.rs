@@ -295,6 +295,13 @@ impl Guard<'_> {
     pub fn expires_at_ms(&self) -> Option<u64> {
         (self.hit.fields.expiry != 0).then_some(self.hit.fields.expiry)
     }
+    /// The version of the value read, as [`View::version`]. Unlike a
+    /// view's, it may be reused once the guard is dropped; compare it only
+    /// as a change detector (WATCH), not for a compare-and-set.
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.hit.word
+    }
 }
 
 impl std::ops::Deref for Guard<'_> {

@@ -468,6 +468,10 @@ impl Segment {
         let Some(value) = decide(current) else {
             return Ok(None);
         };
+        let expiry = match &target {
+            Target::Update(f) if opts.keep_ttl => f.hdr.expiry(r),
+            _ => expiry,
+        };
         let value: &[u8] = &value;
         let need = fixed + value.len() as u64;
         if need > inner.max_block {
