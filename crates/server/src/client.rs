@@ -17,7 +17,7 @@ pub struct ClientHandle {
     pub laddr: SocketAddr,
     pub created: Instant,
     pub name: Mutex<Option<Bytes>>,
-    /// Milliseconds since `created` of the last command.
+    /// When it last ran a command, on the server's coarse clock.
     pub last_active_ms: AtomicU64,
     /// The table index of the last command.
     pub last_cmd: AtomicUsize,
@@ -39,14 +39,10 @@ impl ClientHandle {
     }
 
     /// One line of CLIENT LIST, in Redis's format (the fields strata has).
-    pub fn info_line(&self) -> String {
+    /// `now_ms` is the server's coarse clock.
+    pub fn info_line(&self, now_ms: u64) -> String {
         let age = self.created.elapsed().as_secs();
-        let idle = self
-            .created
-            .elapsed()
-            .as_millis()
-            .saturating_sub(self.last_active_ms.load(Relaxed) as u128)
-            / 1000;
+        let idle = now_ms.saturating_sub(self.last_active_ms.load(Relaxed)) / 1000;
         let name = self
             .name()
             .map(|n| String::from_utf8_lossy(&n).into_owned())
@@ -86,6 +82,7 @@ impl Registry {
         addr: SocketAddr,
         laddr: SocketAddr,
         max: usize,
+        now_ms: u64,
     ) -> Option<Arc<ClientHandle>> {
         let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= max {
@@ -98,7 +95,7 @@ impl Registry {
             laddr,
             created: Instant::now(),
             name: Mutex::new(None),
-            last_active_ms: AtomicU64::new(0),
+            last_active_ms: AtomicU64::new(now_ms),
             last_cmd: AtomicUsize::new(usize::MAX),
             resp: AtomicU8::new(2),
             subs: AtomicUsize::new(0),

@@ -12,13 +12,16 @@ use crate::server::Shared;
 use bytes::{Buf, Bytes, BytesMut};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Buffers bigger than this are not kept between batches.
 const KEEP_BUFFER: usize = 1 << 20;
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+/// Replies held back while the rest of a pipeline that was cut mid-request
+/// is read: one write answers the whole batch.
+const COALESCE: usize = 256 * 1024;
 
 /// How a round of applying requests ended.
 enum Round {
@@ -58,7 +61,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<Clien
         buf: BytesMut::with_capacity(READ_CHUNK),
     });
     let mut next = Next::Read;
-    while let Some(mut c) = conn.take() {
+    'serve: while let Some(mut c) = conn.take() {
         if handle.killed.load(Relaxed) || *shutdown.borrow() {
             conn = Some(c);
             break;
@@ -73,6 +76,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<Clien
                 c.buf.reserve(READ_CHUNK);
             }
             let subscribed = c.state.subscriptions() > 0;
+            let timed = idle != Duration::MAX;
             let read = tokio::select! {
                 biased;
                 _ = handle.kill.notified() => Err(()),
@@ -86,10 +90,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<Clien
                     }
                     Ok(0)
                 }
-                r = tokio::time::timeout(idle, stream.read_buf(&mut c.buf)) => match r {
-                    Ok(Ok(n)) if n > 0 => Ok(n),
-                    _ => Err(()),
-                },
+                r = read_some(&mut stream, &mut c.buf, timed.then_some(idle)) => r,
             };
             match read {
                 Err(()) => {
@@ -111,9 +112,28 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<Clien
                 }
             }
         }
-        let Some((mut c, n)) = apply_all(c).await else {
+        let Some((mut c, mut n)) = apply_all(c).await else {
             break;
         };
+        // The read ended inside a request: the rest of the pipeline is
+        // likely in the socket already. Apply it before answering, so that
+        // the client gets one write, not one per read.
+        while n == Next::Read && !c.buf.is_empty() && c.out.buf.len() < COALESCE {
+            if c.buf.capacity() - c.buf.len() < 1024 {
+                c.buf.reserve(READ_CHUNK);
+            }
+            match stream.try_read_buf(&mut c.buf) {
+                Ok(read) if read > 0 => {
+                    shared.stats.net_input_bytes.fetch_add(read as u64, Relaxed);
+                }
+                _ => break,
+            }
+            let Some((back, again)) = apply_all(c).await else {
+                break 'serve;
+            };
+            c = back;
+            n = again;
+        }
         next = n;
         let limit = shared.settings.client_query_buffer_limit.load(Relaxed);
         if next == Next::Read && c.buf.len() as u64 > limit {
@@ -149,6 +169,25 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, handle: Arc<Clien
 /// Writes the pending replies. A client killed meanwhile (CLIENT KILL, or
 /// a subscriber over its output limit, which is likely not reading) is
 /// not waited for.
+/// Reads what the client sent; Err at end of stream, on an error, or
+/// after `idle` without a byte. Without an idle limit no timer is set.
+async fn read_some(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    idle: Option<Duration>,
+) -> Result<usize, ()> {
+    let n = match idle {
+        Some(t) => tokio::time::timeout(t, stream.read_buf(buf))
+            .await
+            .map_err(|_| ())?,
+        None => stream.read_buf(buf).await,
+    };
+    match n {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(()),
+    }
+}
+
 async fn flush(
     shared: &Shared,
     handle: &ClientHandle,
@@ -208,8 +247,25 @@ async fn apply_all(mut c: Conn) -> Option<(Conn, Next)> {
 /// Parses and applies requests until the buffer holds no whole one, the
 /// output is full, or one must be deferred.
 fn round(c: &mut Conn, upstream_ok: bool) -> Round {
-    let out_limit = c.shared.settings.client_output_buffer_limit.load(Relaxed) as usize;
-    let max_bulk = c.shared.settings.proto_max_bulk_len.load(Relaxed);
+    let shared = c.shared.clone();
+    let started = Instant::now();
+    let mut applied = 0;
+    let r = round_timed(c, &shared, upstream_ok, &mut applied);
+    shared.stats.record_batch(started.elapsed(), applied);
+    if applied > 0 {
+        let h = &c.state.handle;
+        h.last_active_ms.store(shared.clock.now_ms(), Relaxed);
+    }
+    r
+}
+
+fn round_timed(c: &mut Conn, shared: &Shared, upstream_ok: bool, applied: &mut u64) -> Round {
+    let out_limit = shared.settings.client_output_buffer_limit.load(Relaxed) as usize;
+    let max_bulk = shared.settings.proto_max_bulk_len.load(Relaxed);
+    // Every command of the round runs under the exec lock's read side;
+    // EXEC, which takes the write side, lets go of it first.
+    let read = || shared.exec_lock.read().unwrap_or_else(|p| p.into_inner());
+    let mut serial = Some(read());
     loop {
         if c.state.close_after_reply {
             return Round::Drained;
@@ -238,28 +294,31 @@ fn round(c: &mut Conn, upstream_ok: bool) -> Round {
             }
             Err(e) => return Round::Malformed(e),
         };
-        if !apply_one(c, &args, upstream_ok) {
+        let exec = args[0].eq_ignore_ascii_case(b"exec");
+        if exec {
+            serial = None;
+        }
+        let done = apply_one(c, &args, upstream_ok);
+        if exec {
+            serial = Some(read());
+        }
+        if !done {
+            drop(serial);
             return Round::Defer(args);
         }
+        *applied += 1;
     }
 }
 
 /// Applies one request; false if it must be deferred (nothing was done).
 fn apply_one(c: &mut Conn, args: &[Bytes], upstream_ok: bool) -> bool {
-    let handle = c.state.handle.clone();
     let mut ex = Exec {
         srv: &c.shared,
         client: &mut c.state,
         out: &mut c.out,
         upstream_ok,
     };
-    let deferred = matches!(exec::apply(&mut ex, args), Err(Fail::Defer));
-    if !deferred {
-        handle
-            .last_active_ms
-            .store(handle.created.elapsed().as_millis() as u64, Relaxed);
-    }
-    !deferred
+    !matches!(exec::apply(&mut ex, args), Err(Fail::Defer))
 }
 
 fn write_message(out: &mut Out, m: Message) {

@@ -265,17 +265,7 @@ pub fn apply(ex: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
         .last_cmd
         .store(spec.index(), std::sync::atomic::Ordering::Relaxed);
     let mark = ex.out.buf.len();
-    // EXEC takes this lock for writing: no other client's command runs
-    // inside a transaction.
-    let srv = ex.srv;
-    let _serial =
-        (spec.name != "exec").then(|| srv.exec_lock.read().unwrap_or_else(|p| p.into_inner()));
-    let started = std::time::Instant::now();
-    let r = (spec.run)(ex, args);
-    if !matches!(r, Err(Fail::Defer)) {
-        ex.srv.stats.record_latency(started.elapsed());
-    }
-    match r {
+    match (spec.run)(ex, args) {
         Ok(()) => {
             ex.srv.stats.count(spec.index());
             Ok(())

@@ -6,7 +6,7 @@ use crate::client::Registry;
 use crate::config::{Config, Settings};
 use crate::error::{Error, Result};
 use crate::pubsub::Broker;
-use crate::stats::ServerStats;
+use crate::stats::{CoarseClock, ServerStats};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
@@ -34,6 +34,7 @@ pub struct Shared {
     pub rmw_lock: Mutex<()>,
     pub addr: SocketAddr,
     pub shutdown: watch::Sender<bool>,
+    pub clock: CoarseClock,
 }
 
 /// A bound server, ready to run.
@@ -110,6 +111,7 @@ impl Server {
             rmw_lock: Mutex::new(()),
             addr: local,
             shutdown: tx,
+            clock: CoarseClock::default(),
         });
         Ok(Server { shared, listener })
     }
@@ -130,6 +132,7 @@ impl Server {
     pub async fn run(self, stop: impl Future<Output = ()>) -> Result<()> {
         let Server { shared, listener } = self;
         let mut down = shared.shutdown.subscribe();
+        let ticker = tokio::spawn(tick(shared.clone()));
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -148,7 +151,8 @@ impl Server {
                     shared.stats.connections_received.fetch_add(1, Relaxed);
                     let laddr = stream.local_addr().unwrap_or(shared.addr);
                     let max = shared.settings.maxclients.load(Relaxed) as usize;
-                    let Some(handle) = shared.clients.add(addr, laddr, max) else {
+                    let now = shared.clock.now_ms();
+                    let Some(handle) = shared.clients.add(addr, laddr, max, now) else {
                         shared.stats.rejected_connections.fetch_add(1, Relaxed);
                         tokio::spawn(async move {
                             let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
@@ -161,6 +165,7 @@ impl Server {
             }
         }
         drop(listener);
+        ticker.abort();
         let _ = shared.shutdown.send(true);
         let waited = Instant::now();
         while !shared.clients.is_empty() && waited.elapsed() < DRAIN_TIMEOUT {
@@ -171,5 +176,29 @@ impl Server {
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))??;
         Ok(())
+    }
+}
+
+/// Advances the coarse clock, and keeps INFO's ops/s: commands over the
+/// last second, sampled every tick.
+async fn tick(shared: Arc<Shared>) {
+    const WINDOW: usize = 10;
+    let mut samples = [0u64; WINDOW];
+    let mut i = 0;
+    loop {
+        tokio::time::sleep(CoarseClock::TICK).await;
+        shared
+            .clock
+            .set(shared.started.elapsed().as_millis() as u64);
+        let total = shared.stats.total_commands();
+        let oldest = samples[i % WINDOW];
+        samples[i % WINDOW] = total;
+        i += 1;
+        if i >= WINDOW {
+            shared
+                .stats
+                .ops_per_sec
+                .store(total.saturating_sub(oldest), Relaxed);
+        }
     }
 }

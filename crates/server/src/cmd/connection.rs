@@ -162,7 +162,7 @@ pub fn client(ex: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
         },
         ("id", 2) => ex.out.int(ex.client.handle.id as i64),
         ("info", 2) => {
-            let line = ex.client.handle.info_line() + "\n";
+            let line = ex.client.handle.info_line(ex.srv.clock.now_ms()) + "\n";
             ex.out.verbatim(&line);
         }
         ("list", _) => {
@@ -186,7 +186,7 @@ pub fn client(ex: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
             let mut text = String::new();
             for c in ex.srv.clients.all() {
                 if ids.as_ref().is_none_or(|ids| ids.contains(&c.id)) {
-                    text.push_str(&c.info_line());
+                    text.push_str(&c.info_line(ex.srv.clock.now_ms()));
                     text.push('\n');
                 }
             }
