@@ -5,7 +5,8 @@ from redis-benchmark, alternating between the servers:
   and of 64-byte values at depth 1;
 - GET through strata in front of a redis-server upstream at a 90% L0 hit
   ratio (90% of the keys are in L0, 10% exist nowhere, so every miss is a
-  round trip upstream), against that redis-server alone;
+  round trip upstream), against that redis-server alone (the upstream,
+  standing for a Redis on another machine, is not pinned);
 - a Python process reading the keys the benchmark wrote with get_numpy
   while the server is under load, against the same reads with the server
   idle.
@@ -15,7 +16,7 @@ machine has two CPUs or more), so they do not compete for a core. Figures
 are ops/s and p50/p99 latency in ms as redis-benchmark reports them, with
 strata's figure as a ratio of redis-server's.
 
-    .venv/bin/python bench/server.py [--requests 200000] [--rounds 3] [--json]
+    .venv/bin/python bench/server.py [--requests 200000] [--rounds 3] [--only PART] [--json]
 """
 
 import argparse
@@ -74,13 +75,13 @@ def wait_ping(port, timeout=30):
 
 
 class Redis:
-    def __init__(self):
+    def __init__(self, cpu=0):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="strata-bench-redis-")
-        self.proc = subprocess.Popen(
-            pinned(0, ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                       "--save", "", "--appendonly", "no", "--dir", self.dir]),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", self.dir]
+        self.proc = subprocess.Popen(argv if cpu is None else pinned(cpu, argv),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_ping(self.port)
 
     def stop(self):
@@ -168,7 +169,9 @@ def tiered(args, results):
     runs = {"redis": [], "strata": []}
     present = args.keyspace * 9 // 10
     for _ in range(args.rounds):
-        up = Redis()
+        # The upstream stands for a Redis on another machine: not pinned,
+        # the same process for both runs.
+        up = Redis(cpu=None)
         try:
             fill_upstream(up.port, present, 4096)
             runs["redis"].append(benchmark(up.port, "get", 4096, 1, args.requests,
@@ -253,12 +256,14 @@ def main():
     ap.add_argument("--requests", type=int, default=200_000)
     ap.add_argument("--keyspace", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", choices=["compare", "tiered", "reader"],
+                    help="run one part only")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     results = []
-    compare(args, results)
-    tiered(args, results)
-    reader(args, results)
+    for part in (compare, tiered, reader):
+        if args.only in (None, part.__name__):
+            part(args, results)
     placement = "server on CPU 0, redis-benchmark on CPU 1" if CPUS >= 2 else "one CPU"
     version = subprocess.run(["redis-server", "--version"], capture_output=True,
                              text=True).stdout.split()[2]
