@@ -98,6 +98,11 @@ impl FeatureTable {
         &self.seg
     }
 
+    /// What every row's L0 key starts with; the entity id follows.
+    pub fn row_prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+
     /// The L0 key of an entity's row.
     pub fn key(&self, id: &[u8]) -> Result<Vec<u8>> {
         let max = MAX_KEY - self.prefix.len();
@@ -220,9 +225,29 @@ impl FeatureTable {
             .iter()
             .map(|id| self.key(id.as_ref()))
             .collect::<Result<_>>()?;
+        self.assemble_keys(&keys, plan, out, found)
+    }
+
+    /// `assemble_batch` for callers that built the rows' L0 keys
+    /// themselves ([`FeatureTable::row_prefix`] + id), as the Python
+    /// binding does for arrays of integer ids.
+    pub fn assemble_keys<T: OutValue, K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        plan: &Plan,
+        out: &mut [T],
+        found: &mut [bool],
+    ) -> Result<usize> {
+        let want = keys.len() * plan.width;
+        if out.len() != want || found.len() != keys.len() {
+            return Err(Error::BadOutput {
+                got: out.len(),
+                want,
+            });
+        }
         let mut n = 0;
         let w = plan.width;
-        self.seg.get_batch(&keys, |i, e| {
+        self.seg.get_batch(keys, |i, e| {
             let row = &mut out[i * w..(i + 1) * w];
             match e {
                 Some(e) if e.value.len() == self.layout.row_size => {

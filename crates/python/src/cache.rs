@@ -650,6 +650,20 @@ impl Cache {
             .call1((slf, name))
     }
 
+    /// The feature table `name` that some process created in this cache.
+    #[pyo3(signature = (name, ttl=None))]
+    fn table<'py>(
+        slf: &Bound<'py, Self>,
+        name: &str,
+        ttl: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        slf.borrow().seg()?;
+        slf.py()
+            .import("strata._features")?
+            .getattr("FeatureTable")?
+            .call_method1("open", (slf, name, ttl))
+    }
+
     /// A namespace's current version (for `Namespace`).
     fn _namespace_version(&self, py: Python<'_>, name: &str) -> PyResult<u64> {
         self.seg()?;

@@ -6,6 +6,7 @@ mod batch;
 mod cache;
 mod dtypes;
 mod errors;
+mod features;
 mod keys;
 mod memo;
 mod values;
@@ -48,6 +49,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(drop_segment, m)?)?;
     m.add_function(wrap_pyfunction!(_flush_all, m)?)?;
     errors::register(m)?;
+    features::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

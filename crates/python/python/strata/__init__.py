@@ -20,6 +20,7 @@ obtained before a fork must not be used in the child.
 import atexit
 
 from ._cached import cached
+from ._features import FeatureTable, Schema
 from ._namespace import Namespace
 from ._strata import (
     Cache,
@@ -29,6 +30,7 @@ from ._strata import (
     IncompatibleSegmentError,
     KeyTooLargeError,
     PinnedValue,
+    SchemaMismatchError,
     SegmentFullError,
     SegmentNotFoundError,
     ShmTooSmallError,
@@ -44,12 +46,15 @@ from ._strata import (
 __all__ = [
     "Cache",
     "ComputeError",
+    "FeatureTable",
     "CorruptSegmentError",
     "ForeignSegmentError",
     "IncompatibleSegmentError",
     "KeyTooLargeError",
     "Namespace",
     "PinnedValue",
+    "Schema",
+    "SchemaMismatchError",
     "SegmentFullError",
     "SegmentNotFoundError",
     "ShmTooSmallError",

@@ -23,6 +23,9 @@ __all__ = [
     "ForeignSegmentError",
     "UpstreamError",
     "ComputeError",
+    "SchemaMismatchError",
+    "FeaturePlan",
+    "_FeatureTable",
     "__version__",
     "_flush_all",
 ]
@@ -65,6 +68,45 @@ class UpstreamError(StrataError):
 
 class ComputeError(StrataError):
     """get_or_compute's function failed in the thread or process that ran it."""
+
+class SchemaMismatchError(StrataError):
+    """A feature table of this name exists with another schema."""
+
+@final
+class FeaturePlan:
+    """A compiled choice of fields for assemble."""
+
+    @property
+    def width(self) -> int: ...
+
+@final
+class _FeatureTable:
+    @staticmethod
+    def create(
+        cache: Cache,
+        name: str,
+        version: int,
+        fields: list[tuple[str, str, tuple[int, ...]]],
+        ttl: Optional[float] = None,
+    ) -> _FeatureTable: ...
+    @staticmethod
+    def open(cache: Cache, name: str, ttl: Optional[float] = None) -> _FeatureTable: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def row_size(self) -> int: ...
+    @property
+    def prefix(self) -> bytes: ...
+    def fields(self) -> list[tuple[str, str, list[int], int]]: ...
+    def key(self, id: _Key) -> bytes: ...
+    def put_row(self, id: _Key, row: Any, ttl: Optional[float] = None) -> None: ...
+    def put_rows(self, ids: Any, rows: Any) -> int: ...
+    def delete(self, id: _Key) -> bool: ...
+    def plan(self, fields: Optional[list[str]] = None) -> FeaturePlan: ...
+    def assemble_into(self, id: _Key, plan: FeaturePlan, out: Any) -> bool: ...
+    def assemble_batch_into(self, ids: Any, plan: FeaturePlan, out: Any, found: Any) -> int: ...
 
 @final
 class PinnedValue:
@@ -206,6 +248,8 @@ class Cache:
         """Write the n most frequently read keys, for warm(path=...)."""
     def namespace(self, name: str) -> Any:
         """This cache under a namespace whose version bump() moves on."""
+    def table(self, name: str, ttl: Optional[float] = None) -> Any:
+        """The feature table `name` that some process created in this cache."""
     def _namespace_version(self, name: str) -> int: ...
     def _namespace_bump(self, name: str) -> int: ...
     def delete(self, key: _Key) -> bool:

@@ -1,0 +1,204 @@
+"""Typed feature tables: a schema, one packed row per entity in the
+shared memory, read as zero-copy records or assembled into a model's
+input. See docs/features.md."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ._strata import Cache, FeaturePlan, _FeatureTable
+
+FieldSpec = Union[Tuple[str, Any], Tuple[str, Any, Tuple[int, ...]]]
+
+
+def _typestr(dtype: Any) -> str:
+    dt = np.dtype(dtype)
+    if dt.kind not in "biufS" or dt.kind == "S" and dt.itemsize == 0:
+        raise ValueError(f"unsupported field dtype {dt}: use bool, (u)int8-64, float16/32/64 or S<n>")
+    if dt.kind == "f" and dt.itemsize not in (2, 4, 8):
+        raise ValueError(f"unsupported field dtype {dt}")
+    return dt.newbyteorder("<").str if dt.itemsize > 1 and dt.kind != "S" else dt.str
+
+
+class Schema:
+    """A table's name, version and ordered fields, each ``(name, dtype)``
+    or ``(name, dtype, shape)``::
+
+        strata.Schema("user", version=1, fields=[
+            ("age", "int32"), ("ltv", "float64"), ("emb", "float32", (128,)),
+        ])
+    """
+
+    def __init__(self, name: str, version: int = 1, fields: Sequence[FieldSpec] = ()) -> None:
+        self.name = name
+        self.version = int(version)
+        self.fields = []
+        for f in fields:
+            if len(f) == 2:
+                fname, dt = f  # type: ignore[misc]
+                shape: Tuple[int, ...] = ()
+            elif len(f) == 3:
+                fname, dt, shape = f  # type: ignore[misc]
+                shape = tuple(int(d) for d in shape)
+            else:
+                raise ValueError(f"a field is (name, dtype) or (name, dtype, shape), not {f!r}")
+            self.fields.append((str(fname), _typestr(dt), shape))
+
+    def __repr__(self) -> str:
+        return f"Schema({self.name!r}, version={self.version}, fields={self.fields!r})"
+
+
+class FeatureTable:
+    """The rows of one schema in a cache. ``FeatureTable(cache, schema)``
+    creates the table, or attaches if it exists with the same schema (a
+    different one raises ``SchemaMismatchError``); ``cache.table(name)``
+    attaches to one another process created."""
+
+    def __init__(self, cache: Cache, schema: Schema, ttl: Optional[float] = None) -> None:
+        t = _FeatureTable.create(cache, schema.name, schema.version, schema.fields, ttl)
+        self._init(cache, t)
+
+    @classmethod
+    def open(cls, cache: Cache, name: str, ttl: Optional[float] = None) -> "FeatureTable":
+        self = cls.__new__(cls)
+        self._init(cache, _FeatureTable.open(cache, name, ttl))
+        return self
+
+    def _init(self, cache: Cache, t: _FeatureTable) -> None:
+        self._cache = cache
+        self._t = t
+        fields = t.fields()
+        self.name: str = t.name
+        self.version: int = t.version
+        self.schema = Schema(t.name, t.version, [(n, ty, tuple(sh)) for n, ty, sh, _ in fields])
+        #: The row as a NumPy structured dtype (packed, fields aligned to their size).
+        self.dtype = np.dtype({
+            "names": [n for n, _, _, _ in fields],
+            "formats": [(ty, tuple(sh)) if sh else ty for n, ty, sh, _ in fields],
+            "offsets": [off for _, _, _, off in fields],
+            "itemsize": t.row_size,
+        })
+        self._plans: dict = {}
+        #: Field names, in order.
+        self.names: Tuple[str, ...] = tuple(n for n, _, _, _ in fields)
+        by_name = self.dtype.fields
+        assert by_name is not None
+        self._types = {n: by_name[n][0] for n in self.names}
+
+    def __repr__(self) -> str:
+        return f"<FeatureTable {self.name} v{self.version}: {self.dtype}>"
+
+    # Writing
+
+    def _row(self, record: Any, fields: Mapping[str, Any]) -> np.ndarray:
+        if record is not None and fields:
+            raise TypeError("give a record or fields, not both")
+        if record is not None and not isinstance(record, Mapping):
+            arr = np.asarray(record)
+            if arr.dtype.names is None:
+                raise TypeError("a record is a structured array or scalar of the table's dtype, or a dict")
+            fields = {n: arr[n] for n in arr.dtype.names}
+        elif record is not None:
+            fields = record
+        unknown = set(fields) - set(self.names)
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)} for table {self.name!r} "
+                             f"(fields: {', '.join(self.names)})")
+        missing = [n for n in self.names if n not in fields]
+        if missing:
+            raise ValueError(f"missing fields {missing}: a row is written whole")
+        row = np.zeros((), self.dtype)
+        for name, value in fields.items():
+            row[name] = self._checked(name, np.asarray(value), ())
+        return row
+
+    def _checked(self, name: str, v: np.ndarray, lead: Tuple[int, ...]) -> np.ndarray:
+        ft = self._types[name]
+        base, shape = (ft.base, ft.shape)
+        if v.shape != lead + shape:
+            raise ValueError(f"field {name!r}: shape {v.shape}, expected {lead + shape}")
+        if base.kind == "S":
+            if v.dtype.kind not in "SU" and v.dtype != object:
+                raise ValueError(f"field {name!r}: {v.dtype} given for {base}")
+            return v
+        if not np.can_cast(v.dtype, base, casting="same_kind"):
+            raise ValueError(f"field {name!r}: {v.dtype} does not cast safely to {base}")
+        cast = v.astype(base)
+        if v.dtype.kind in "iu" and base.kind in "iu" and not np.array_equal(cast, v):
+            raise ValueError(f"field {name!r}: a value does not fit in {base}")
+        return cast
+
+    def put(self, entity_id: Union[str, bytes], record: Any = None, /, *,
+            ttl: Optional[float] = None, **fields: Any) -> None:
+        """Publishes one entity's row: ``put(id, age=3, emb=vec)`` or
+        ``put(id, record)``. Readers see the whole old row or the whole
+        new one."""
+        self._t.put_row(entity_id, self._row(record, fields).reshape(1).view(np.uint8), ttl)
+
+    def put_many(self, ids: Union[Sequence[Union[str, bytes]], np.ndarray],
+                 columns: Union[Mapping[str, Any], np.ndarray]) -> int:
+        """Publishes many rows: ``columns`` is a dict of arrays (one row per
+        id) or a structured array. Columns are checked before anything is
+        written; a row that then fails raises with its index, the rows
+        before it written."""
+        ids = [str(i) for i in ids.tolist()] if isinstance(ids, np.ndarray) else list(ids)
+        n = len(ids)
+        if isinstance(columns, np.ndarray):
+            if columns.dtype.names is None:
+                raise TypeError("columns must be a dict of arrays or a structured array")
+            columns = {name: columns[name] for name in columns.dtype.names}
+        unknown = set(columns) - set(self.names)
+        missing = [m for m in self.names if m not in columns]
+        if unknown or missing:
+            raise ValueError(f"columns: unknown {sorted(unknown)}, missing {missing}")
+        rows = np.zeros(n, self.dtype)
+        for name, col in columns.items():
+            rows[name] = self._checked(name, np.asarray(col), (n,))
+        return self._t.put_rows(ids, rows.view(np.uint8).reshape(n, self.dtype.itemsize))
+
+    def delete(self, entity_id: Union[str, bytes]) -> bool:
+        return self._t.delete(entity_id)
+
+    # Reading
+
+    def get(self, entity_id: Union[str, bytes]) -> Optional[np.ndarray]:
+        """The row as a read-only 0-d structured array over the shared
+        memory (no copy); ``rec["emb"]`` is typed. None if absent."""
+        return self._cache.get_numpy(self._t.key(entity_id), dtype=self.dtype, shape=())
+
+    def _plan(self, fields: Optional[Iterable[str]]) -> FeaturePlan:
+        key = None if fields is None else tuple(fields)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._t.plan(None if key is None else list(key))
+        return plan
+
+    def width(self, fields: Optional[Iterable[str]] = None) -> int:
+        """Values per entity that ``assemble`` writes for ``fields``."""
+        return self._plan(fields).width
+
+    def assemble(self, entity_id: Union[str, bytes], fields: Optional[Iterable[str]] = None,
+                 out: Optional[np.ndarray] = None, dtype: Any = np.float32) -> Optional[np.ndarray]:
+        """The model input: the chosen fields (all numeric ones by default)
+        flattened in order and cast to ``dtype`` (float32 or float64;
+        float32 rounds int64 and float64 values beyond its 24-bit
+        mantissa). None if the entity is absent."""
+        plan = self._plan(fields)
+        if out is None:
+            out = np.empty(plan.width, dtype)
+        return out if self._t.assemble_into(entity_id, plan, out) else None
+
+    def assemble_batch(self, ids: Union[Sequence[Union[str, bytes]], np.ndarray],
+                       fields: Optional[Iterable[str]] = None, out: Optional[np.ndarray] = None,
+                       dtype: Any = np.float32) -> Tuple[np.ndarray, np.ndarray]:
+        """``(X, found)``: X of shape (len(ids), width), rows of absent ids
+        zero. ``ids`` are str or bytes, or an int64 array."""
+        plan = self._plan(fields)
+        n = len(ids)
+        if out is None:
+            out = np.empty((n, plan.width), dtype)
+        found = np.empty(n, dtype=bool)
+        self._t.assemble_batch_into(ids, plan, out, found)
+        return out, found

@@ -1,0 +1,279 @@
+//! Feature tables from Python: the Rust table behind `strata.FeatureTable`
+//! (python/strata/_features.py builds the NumPy side on it). Records are
+//! read through `Cache.get_numpy` with the table's structured dtype;
+//! assemble runs here, into the caller's array, with no Python loop.
+
+use crate::cache::Cache;
+use crate::errors::{to_py, StrataError};
+use crate::keys::{key_bytes, KeyBatch};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::sync::Arc;
+use std::time::Duration;
+use strata_features::{DType, Error, FeatureTable as Table, Field, Plan, Schema};
+
+pyo3::create_exception!(
+    strata,
+    SchemaMismatchError,
+    StrataError,
+    "A feature table of this name exists with another schema."
+);
+
+fn features_to_py(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::Segment(s) => to_py(s),
+        Error::SchemaMismatch { .. } => SchemaMismatchError::new_err(msg),
+        Error::NoSuchTable(_) => PyKeyError::new_err(msg),
+        _ => PyValueError::new_err(msg),
+    }
+}
+
+fn ttl_of(ttl: Option<f64>) -> PyResult<Option<Duration>> {
+    ttl.map(|s| strata_shm::ttl_from_secs(s).map_err(to_py))
+        .transpose()
+}
+
+/// A compiled choice of fields, kept by the Python side per `fields=`.
+#[pyclass(frozen, module = "strata")]
+pub struct FeaturePlan {
+    plan: Arc<Plan>,
+}
+
+#[pymethods]
+impl FeaturePlan {
+    #[getter]
+    fn width(&self) -> usize {
+        self.plan.width()
+    }
+}
+
+#[pyclass(frozen, module = "strata", name = "_FeatureTable")]
+pub struct FeatureTable {
+    table: Table,
+}
+
+#[pymethods]
+impl FeatureTable {
+    /// Creates the table, or attaches if it exists with the same schema.
+    #[staticmethod]
+    #[pyo3(signature = (cache, name, version, fields, ttl=None))]
+    fn create(
+        cache: &Cache,
+        name: &str,
+        version: u32,
+        fields: Vec<(String, String, Vec<usize>)>,
+        ttl: Option<f64>,
+    ) -> PyResult<Self> {
+        let fields = fields
+            .iter()
+            .map(|(n, t, shape)| {
+                Ok(Field::new(
+                    n,
+                    DType::parse(t).map_err(features_to_py)?,
+                    shape,
+                ))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let schema = Schema::new(name, version, fields).map_err(features_to_py)?;
+        let table = Table::create(cache.seg()?, schema).map_err(features_to_py)?;
+        Ok(FeatureTable {
+            table: table.with_ttl(ttl_of(ttl)?),
+        })
+    }
+
+    /// Attaches to a table that some process created.
+    #[staticmethod]
+    #[pyo3(signature = (cache, name, ttl=None))]
+    fn open(cache: &Cache, name: &str, ttl: Option<f64>) -> PyResult<Self> {
+        let table = Table::open(cache.seg()?, name).map_err(features_to_py)?;
+        Ok(FeatureTable {
+            table: table.with_ttl(ttl_of(ttl)?),
+        })
+    }
+
+    #[getter]
+    fn name(&self) -> String {
+        self.table.schema().name.clone()
+    }
+
+    #[getter]
+    fn version(&self) -> u32 {
+        self.table.schema().version
+    }
+
+    #[getter]
+    fn row_size(&self) -> usize {
+        self.table.layout().row_size
+    }
+
+    #[getter]
+    fn prefix<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.table.row_prefix())
+    }
+
+    /// (name, NumPy type string, shape, offset) of every field.
+    fn fields(&self) -> Vec<(String, String, Vec<usize>, usize)> {
+        let l = self.table.layout();
+        l.schema
+            .fields
+            .iter()
+            .zip(&l.slots)
+            .map(|(f, s)| (f.name.clone(), f.dtype.numpy(), f.shape.clone(), s.offset))
+            .collect()
+    }
+
+    fn key<'py>(&self, py: Python<'py>, id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        let k = self.table.key(key_bytes(id)?).map_err(features_to_py)?;
+        Ok(PyBytes::new(py, &k))
+    }
+
+    /// Publishes one packed row (any buffer of `row_size` bytes).
+    #[pyo3(signature = (id, row, ttl=None))]
+    fn put_row(
+        &self,
+        id: &Bound<'_, PyAny>,
+        row: &Bound<'_, PyAny>,
+        ttl: Option<f64>,
+    ) -> PyResult<()> {
+        let buf = PyBuffer::<u8>::get(row)?;
+        let bytes = buf.to_vec(row.py())?;
+        let ttl = match ttl {
+            Some(_) => ttl_of(ttl)?,
+            None => None,
+        };
+        let r = match ttl {
+            Some(t) => self.table.put_row_ttl(key_bytes(id)?, &bytes, Some(t)),
+            None => self.table.put_row(key_bytes(id)?, &bytes),
+        };
+        r.map(|_| ()).map_err(features_to_py)
+    }
+
+    /// Publishes rows[i] under ids[i], in order; a failure names its
+    /// index, and the rows before it stay written.
+    fn put_rows(&self, ids: &Bound<'_, PyAny>, rows: &Bound<'_, PyArray2<u8>>) -> PyResult<usize> {
+        let keys = KeyBatch::from_py(ids, None)?;
+        let rows = rows.readonly();
+        let shape = rows.shape();
+        if shape[0] != keys.len() || shape[1] != self.table.layout().row_size {
+            return Err(PyValueError::new_err(format!(
+                "rows of shape {:?} for {} ids of {} bytes each",
+                shape,
+                keys.len(),
+                self.table.layout().row_size
+            )));
+        }
+        let data = rows
+            .as_slice()
+            .map_err(|_| PyValueError::new_err("rows must be C-contiguous"))?;
+        let size = shape[1];
+        for (i, id) in keys.slices().iter().enumerate() {
+            self.table
+                .put_row(id, &data[i * size..(i + 1) * size])
+                .map_err(|e| PyValueError::new_err(format!("row {i}: {e}")))?;
+        }
+        Ok(keys.len())
+    }
+
+    fn delete(&self, id: &Bound<'_, PyAny>) -> PyResult<bool> {
+        self.table.delete(key_bytes(id)?).map_err(features_to_py)
+    }
+
+    /// Compiles `fields` (all numeric fields if None) for assemble.
+    #[pyo3(signature = (fields=None))]
+    fn plan(&self, fields: Option<Vec<String>>) -> PyResult<FeaturePlan> {
+        let names: Option<Vec<&str>> = fields
+            .as_ref()
+            .map(|f| f.iter().map(String::as_str).collect());
+        let plan = self.table.plan(names.as_deref()).map_err(features_to_py)?;
+        Ok(FeaturePlan {
+            plan: Arc::new(plan),
+        })
+    }
+
+    /// Writes the entity's fields into `out` (a 1-d float32 or float64
+    /// array of the plan's width). False if the entity is absent.
+    fn assemble_into(
+        &self,
+        id: &Bound<'_, PyAny>,
+        plan: &FeaturePlan,
+        out: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let id = key_bytes(id)?;
+        if let Ok(a) = out.cast::<PyArray1<f32>>() {
+            let mut w = a.readwrite();
+            let s = w
+                .as_slice_mut()
+                .map_err(|_| PyValueError::new_err("out must be contiguous"))?;
+            return self
+                .table
+                .assemble(id, &plan.plan, s)
+                .map_err(features_to_py);
+        }
+        if let Ok(a) = out.cast::<PyArray1<f64>>() {
+            let mut w = a.readwrite();
+            let s = w
+                .as_slice_mut()
+                .map_err(|_| PyValueError::new_err("out must be contiguous"))?;
+            return self
+                .table
+                .assemble(id, &plan.plan, s)
+                .map_err(features_to_py);
+        }
+        Err(PyTypeError::new_err(
+            "out must be a 1-d float32 or float64 array",
+        ))
+    }
+
+    /// Fills rows of `out` (len(ids) × width, float32 or float64) and
+    /// `found` (bool) for `ids`: str or bytes, or an array of integer ids.
+    fn assemble_batch_into(
+        &self,
+        py: Python<'_>,
+        ids: &Bound<'_, PyAny>,
+        plan: &FeaturePlan,
+        out: &Bound<'_, PyAny>,
+        found: &Bound<'_, PyArray1<bool>>,
+    ) -> PyResult<usize> {
+        let prefix = PyBytes::new(py, self.table.row_prefix());
+        let keys = KeyBatch::from_py(ids, Some(prefix.as_any()))?;
+        let keys = keys.slices();
+        let mut fw = found.readwrite();
+        let found = fw
+            .as_slice_mut()
+            .map_err(|_| PyValueError::new_err("found must be contiguous"))?;
+        macro_rules! run {
+            ($t:ty) => {
+                if let Ok(a) = out.cast::<PyArray2<$t>>() {
+                    let mut w = a.readwrite();
+                    let s = w
+                        .as_slice_mut()
+                        .map_err(|_| PyValueError::new_err("out must be C-contiguous"))?;
+                    let t = &self.table;
+                    let p = &plan.plan;
+                    return py
+                        .detach(|| t.assemble_keys(&keys, p, s, found))
+                        .map_err(features_to_py);
+                }
+            };
+        }
+        run!(f32);
+        run!(f64);
+        Err(PyTypeError::new_err(
+            "out must be a 2-d float32 or float64 array",
+        ))
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<FeatureTable>()?;
+    m.add_class::<FeaturePlan>()?;
+    m.add(
+        "SchemaMismatchError",
+        m.py().get_type::<SchemaMismatchError>(),
+    )?;
+    Ok(())
+}

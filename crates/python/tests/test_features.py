@@ -1,0 +1,160 @@
+"""Feature tables from Python: schemas, zero-copy records, assemble and
+assemble_batch against a NumPy oracle, bad input, other processes, and no
+torn row under a writer in another process."""
+
+import multiprocessing as mp
+import time
+
+import numpy as np
+import pytest
+
+import strata
+
+USER = [("age", "int32"), ("clicks", "int64"), ("ltv", "float64"), ("score", "float32")]
+
+
+@pytest.fixture
+def users(cache):
+    return strata.FeatureTable(cache, strata.Schema("user", 1, USER))
+
+
+def test_records_are_zero_copy_read_only_views(users, cache):
+    users.put("u1", age=31, clicks=7, ltv=12.5, score=0.25)
+    rec = users.get("u1")
+    assert rec.shape == () and rec.dtype == users.dtype
+    assert not rec.flags.writeable
+    assert rec["age"] == 31 and rec["ltv"] == 12.5
+    assert rec["age"].dtype == np.int32
+    assert users.get("nobody") is None
+    # The same row from a table attached by name.
+    again = cache.table("user")
+    assert again.get("u1")["clicks"] == 7
+    # A view stays valid after the row is replaced.
+    users.put("u1", age=32, clicks=8, ltv=1.0, score=0.0)
+    assert rec["age"] == 31 and users.get("u1")["age"] == 32
+
+
+def test_every_dtype_and_shape_round_trips(cache):
+    fields = [("b", "bool"), ("i1", "int8", (3,)), ("i2", "int16"), ("u4", "uint32"),
+              ("u8", "uint64"), ("h", "float16", (2,)), ("f", "float32", (2, 2)),
+              ("d", "float64"), ("code", "S5")]
+    t = strata.FeatureTable(cache, strata.Schema("every", 1, fields))
+    rec = np.zeros((), t.dtype)
+    rec["b"] = True
+    rec["i1"] = [-1, 2, -3]
+    rec["i2"] = -300
+    rec["u4"] = 4_000_000_000
+    rec["u8"] = 2**60
+    rec["h"] = [0.5, -2]
+    rec["f"] = [[1, 2], [3, 4]]
+    rec["d"] = 1e-300
+    rec["code"] = b"ab"
+    t.put("e", rec)
+    got = t.get("e")
+    assert got.tobytes() == rec.tobytes()
+    x = t.assemble("e", dtype=np.float64)
+    want = np.concatenate([np.asarray(rec[n], np.float64).ravel() for n in t.names if n != "code"])
+    np.testing.assert_array_equal(x, want)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_assemble_equals_a_numpy_oracle(cache, seed):
+    rng = np.random.default_rng(seed)
+    kinds = ["int8", "int16", "int32", "int64", "uint16", "float16", "float32", "float64", "bool"]
+    fields = [(f"f{i}", str(rng.choice(kinds)), (int(rng.integers(1, 4)),))
+              for i in range(int(rng.integers(1, 8)))]
+    t = strata.FeatureTable(cache, strata.Schema(f"rand{seed}", 1, fields))
+    n = 50
+    cols = {name: (rng.integers(-100, 100, (n,) + shape).astype(dt) if dt != "bool"
+                   else rng.integers(0, 2, (n,) + shape).astype(bool))
+            for name, dt, shape in fields}
+    ids = [str(i) for i in range(n)]
+    assert t.put_many(ids, cols) == n
+    oracle = np.concatenate([cols[name].reshape(n, -1).astype(np.float64)
+                             for name, _, _ in fields], axis=1)
+    for dtype in (np.float32, np.float64):
+        X, found = t.assemble_batch(np.arange(n + 5), dtype=dtype)
+        assert found.tolist() == [True] * n + [False] * 5
+        np.testing.assert_array_equal(X[:n], oracle.astype(dtype))
+        assert not X[n:].any()
+        np.testing.assert_array_equal(t.assemble("7", dtype=dtype), oracle[7].astype(dtype))
+    sub = [fields[-1][0], fields[0][0]]
+    want = np.concatenate([cols[sub[0]][3].ravel(), cols[sub[1]][3].ravel()]).astype(np.float32)
+    np.testing.assert_array_equal(t.assemble("3", fields=sub), want)
+    out = np.empty(t.width(sub), np.float32)
+    assert t.assemble("3", fields=sub, out=out) is out
+
+
+def test_bad_input_raises_and_writes_nothing(users, cache):
+    with pytest.raises(ValueError, match="unknown fields"):
+        users.put("x", age=1, clicks=1, ltv=1.0, score=1.0, nope=3)
+    with pytest.raises(ValueError, match="missing fields"):
+        users.put("x", age=1)
+    with pytest.raises(ValueError, match="does not cast safely"):
+        users.put("x", age=1.5, clicks=1, ltv=1.0, score=1.0)
+    with pytest.raises(ValueError, match="does not fit"):
+        users.put("x", age=2**40, clicks=1, ltv=1.0, score=1.0)
+    with pytest.raises(ValueError, match="shape"):
+        users.put("x", age=[1, 2], clicks=1, ltv=1.0, score=1.0)
+    with pytest.raises(ValueError, match="too long"):
+        users.put("i" * 9000, age=1, clicks=1, ltv=1.0, score=1.0)
+    assert users.get("x") is None
+    with pytest.raises(ValueError, match='no field "nope"'):
+        users.assemble("x", fields=["nope"])
+    with pytest.raises(ValueError, match="unsupported field dtype"):
+        strata.Schema("c", 1, [("z", "complex64")])
+    with pytest.raises(strata.SchemaMismatchError):
+        strata.FeatureTable(cache, strata.Schema("user", 1, USER[:2]))
+    with pytest.raises(KeyError):
+        cache.table("absent")
+    # put_many: bad columns write nothing; a bad id stops at its index.
+    with pytest.raises(ValueError, match="columns"):
+        users.put_many(["a"], {"age": [1]})
+    cols = {"age": [1, 2, 3], "clicks": [1, 2, 3], "ltv": [1.0, 2, 3], "score": [1.0, 2, 3]}
+    with pytest.raises(ValueError, match="row 1"):
+        users.put_many(["a", "i" * 9000, "c"], cols)
+    assert users.get("a") is not None and users.get("c") is None
+
+
+def test_ttl_per_table_and_per_row(cache):
+    t = strata.FeatureTable(cache, strata.Schema("short", 1, USER), ttl=0.05)
+    t.put("a", age=1, clicks=1, ltv=1.0, score=1.0)
+    t.put("b", age=1, clicks=1, ltv=1.0, score=1.0, ttl=100)
+    time.sleep(0.15)
+    assert t.get("a") is None
+    assert t.get("b") is not None
+
+
+def _writer(name, seconds):
+    cache = strata.Cache(name)
+    t = cache.table("wide")
+    ones = np.ones((), t.dtype)
+    twos = ones.copy()
+    for n in t.names:
+        twos[n] = 2
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        t.put("hot", ones if i % 2 else twos)
+        i += 1
+
+
+def test_no_torn_row_under_a_writer_in_another_process(cache, name):
+    fields = [(f"f{i}", "float32") for i in range(199)] + [("emb", "float32", (128,))]
+    t = strata.FeatureTable(cache, strata.Schema("wide", 1, fields))
+    t.put("hot", np.ones((), t.dtype))
+    p = mp.get_context("spawn").Process(target=_writer, args=(name, 2.0))
+    p.start()
+    torn = reads = 0
+    seen = set()
+    while p.is_alive():
+        x = t.assemble("hot")
+        torn += int((x != x[0]).any())
+        seen.add(float(x[0]))
+        rec = t.get("hot")
+        torn += int((rec["emb"] != rec["f0"]).any())
+        reads += 1
+    p.join()
+    assert p.exitcode == 0
+    assert torn == 0, f"{torn} torn rows in {reads} reads"
+    assert seen == {1.0, 2.0}
