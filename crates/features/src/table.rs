@@ -27,6 +27,8 @@ pub struct FeatureTable {
     layout: Arc<Layout>,
     prefix: Vec<u8>,
     ttl: Option<Duration>,
+    /// What `assemble` gives for an absent entity, if set.
+    default: Option<Arc<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for FeatureTable {
@@ -77,6 +79,7 @@ impl FeatureTable {
             prefix: row_prefix(&layout.schema),
             layout: Arc::new(layout),
             ttl: None,
+            default: None,
         }
     }
 
@@ -84,6 +87,30 @@ impl FeatureTable {
     pub fn with_ttl(mut self, ttl: Option<Duration>) -> FeatureTable {
         self.ttl = ttl;
         self
+    }
+
+    /// A packed row that `assemble` and `assemble_batch` give for absent
+    /// entities (still reported as not found).
+    pub fn with_default(mut self, row: Option<Vec<u8>>) -> Result<FeatureTable> {
+        if let Some(r) = &row {
+            self.check_row(r)?;
+        }
+        self.default = row.map(Arc::new);
+        Ok(self)
+    }
+
+    fn check_row(&self, row: &[u8]) -> Result<()> {
+        if row.len() != self.layout.row_size {
+            return Err(Error::BadValue {
+                field: "(row)".into(),
+                why: format!(
+                    "{} bytes, the schema's rows have {}",
+                    row.len(),
+                    self.layout.row_size
+                ),
+            });
+        }
+        Ok(())
     }
 
     pub fn schema(&self) -> &Schema {
@@ -130,16 +157,7 @@ impl FeatureTable {
     }
 
     pub fn put_row_ttl(&self, id: &[u8], row: &[u8], ttl: Option<Duration>) -> Result<PutOutcome> {
-        if row.len() != self.layout.row_size {
-            return Err(Error::BadValue {
-                field: "(row)".into(),
-                why: format!(
-                    "{} bytes, the schema's rows have {}",
-                    row.len(),
-                    self.layout.row_size
-                ),
-            });
-        }
+        self.check_row(row)?;
         let opts = PutOptions {
             ttl,
             ..PutOptions::default()
@@ -187,7 +205,8 @@ impl FeatureTable {
     }
 
     /// Writes the entity's chosen fields, flattened in order and cast, into
-    /// `out` (the plan's width). False, and `out` untouched, if absent.
+    /// `out` (the plan's width). False if absent: `out` then gets the
+    /// default row if the table has one, and is left alone if not.
     pub fn assemble<T: OutValue>(&self, id: &[u8], plan: &Plan, out: &mut [T]) -> Result<bool> {
         if out.len() != plan.width {
             return Err(Error::BadOutput {
@@ -200,13 +219,19 @@ impl FeatureTable {
                 plan.fill(&g, out);
                 Ok(true)
             }
-            None => Ok(false),
+            None => {
+                if let Some(d) = &self.default {
+                    plan.fill(d, out);
+                }
+                Ok(false)
+            }
         }
     }
 
     /// `assemble` for many entities into rows of `out` (ids × width), one
-    /// epoch pin for the batch, lookups overlapped. Rows of absent ids are
-    /// zeroed and `found` says which. Returns how many were found.
+    /// epoch pin for the batch, lookups overlapped. Rows of absent ids get
+    /// the default row (zeros if none) and `found` says which. Returns how
+    /// many were found.
     pub fn assemble_batch<T: OutValue, K: AsRef<[u8]>>(
         &self,
         ids: &[K],
@@ -256,7 +281,10 @@ impl FeatureTable {
                     n += 1;
                 }
                 _ => {
-                    row.fill(T::ZERO);
+                    match &self.default {
+                        Some(d) => plan.fill(d, row),
+                        None => row.fill(T::ZERO),
+                    }
                     found[i] = false;
                 }
             }

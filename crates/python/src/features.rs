@@ -60,13 +60,14 @@ pub struct FeatureTable {
 impl FeatureTable {
     /// Creates the table, or attaches if it exists with the same schema.
     #[staticmethod]
-    #[pyo3(signature = (cache, name, version, fields, ttl=None))]
+    #[pyo3(signature = (cache, name, version, fields, ttl=None, default=None))]
     fn create(
         cache: &Cache,
         name: &str,
         version: u32,
         fields: Vec<(String, String, Vec<usize>)>,
         ttl: Option<f64>,
+        default: Option<Vec<u8>>,
     ) -> PyResult<Self> {
         let fields = fields
             .iter()
@@ -81,17 +82,23 @@ impl FeatureTable {
         let schema = Schema::new(name, version, fields).map_err(features_to_py)?;
         let table = Table::create(cache.seg()?, schema).map_err(features_to_py)?;
         Ok(FeatureTable {
-            table: table.with_ttl(ttl_of(ttl)?),
+            table: table
+                .with_ttl(ttl_of(ttl)?)
+                .with_default(default)
+                .map_err(features_to_py)?,
         })
     }
 
     /// Attaches to a table that some process created.
     #[staticmethod]
-    #[pyo3(signature = (cache, name, ttl=None))]
-    fn open(cache: &Cache, name: &str, ttl: Option<f64>) -> PyResult<Self> {
+    #[pyo3(signature = (cache, name, ttl=None, default=None))]
+    fn open(cache: &Cache, name: &str, ttl: Option<f64>, default: Option<Vec<u8>>) -> PyResult<Self> {
         let table = Table::open(cache.seg()?, name).map_err(features_to_py)?;
         Ok(FeatureTable {
-            table: table.with_ttl(ttl_of(ttl)?),
+            table: table
+                .with_ttl(ttl_of(ttl)?)
+                .with_default(default)
+                .map_err(features_to_py)?,
         })
     }
 

@@ -158,3 +158,71 @@ def test_no_torn_row_under_a_writer_in_another_process(cache, name):
     assert p.exitcode == 0
     assert torn == 0, f"{torn} torn rows in {reads} reads"
     assert seen == {1.0, 2.0}
+
+
+def test_a_default_row_fills_absent_entities(cache):
+    t = strata.FeatureTable(cache, strata.Schema("d", 1, USER), default={"age": 18, "ltv": 0.5})
+    t.put("a", age=40, clicks=2, ltv=9.0, score=1.0)
+    np.testing.assert_array_equal(t.assemble("zz"), [18, 0, 0.5, 0])
+    X, found = t.assemble_batch(["a", "zz"])
+    assert found.tolist() == [True, False]
+    np.testing.assert_array_equal(X, [[40, 2, 9, 1], [18, 0, 0.5, 0]])
+    assert t.get("zz") is None
+
+
+def _user_columns(n, rng):
+    return {
+        "age": rng.integers(0, 100, n).astype(np.int32),
+        "clicks": rng.integers(0, 10**12, n),
+        "ltv": rng.random(n),
+        "score": rng.random(n).astype(np.float32),
+    }
+
+
+def test_bulk_load_from_numpy_npz_npy_and_parquet(cache, tmp_path):
+    rng = np.random.default_rng(1)
+    t = strata.FeatureTable(cache, strata.Schema("bulk", 1, USER + [("emb", "float32", (3,))]))
+    n = 1000
+    cols = _user_columns(n, rng)
+    cols["emb"] = rng.random((n, 3)).astype(np.float32)
+    ids = np.arange(n)
+    report = t.load(ids, cols, batch=300, progress=False)
+    assert report.rows == n and report.rows_per_sec > 0
+    X, found = t.assemble_batch(ids)
+    assert found.all()
+    np.testing.assert_array_equal(X[:, 4:], cols["emb"])
+
+    # .npz: one array per field and the ids.
+    np.savez(tmp_path / "f.npz", id=ids + n, **cols)
+    assert t.load_file(tmp_path / "f.npz", progress=False).rows == n
+    np.testing.assert_array_equal(t.get(str(n + 5))["emb"], cols["emb"][5])
+    # .npy: a structured array with an id field.
+    rec = np.zeros(n, [("uid", "<i8")] + [(k, t._types[k]) for k in t.names])
+    rec["uid"] = ids + 2 * n
+    for k in t.names:
+        rec[k] = cols[k]
+    np.save(tmp_path / "f.npy", rec)
+    assert t.load_file(tmp_path / "f.npy", id_column="uid", progress=False).rows == n
+    assert t.get(str(2 * n + 7))["age"] == cols["age"][7]
+    # Parquet, in record batches, with the embedding as a fixed-size list.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "user_id": pa.array([f"p{i}" for i in range(n)]),
+        **{k: pa.array(cols[k]) for k in USER_NAMES},
+        "emb": pa.FixedSizeListArray.from_arrays(pa.array(cols["emb"].ravel()), 3),
+    })
+    pq.write_table(table, tmp_path / "f.parquet", row_group_size=128)
+    assert t.load_file(tmp_path / "f.parquet", id_column="user_id", batch=100, progress=False).rows == n
+    np.testing.assert_array_equal(t.assemble("p9"), X[9])
+    # A file without a needed column says which.
+    pq.write_table(table.drop(["ltv"]), tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match="ltv"):
+        t.load_file(tmp_path / "bad.parquet", id_column="user_id")
+    with pytest.raises(ValueError, match="no array"):
+        np.savez(tmp_path / "bad.npz", id=ids)
+        t.load_file(tmp_path / "bad.npz")
+
+
+USER_NAMES = [f for f, _ in USER]

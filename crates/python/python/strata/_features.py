@@ -4,6 +4,8 @@ input. See docs/features.md."""
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -56,15 +58,27 @@ class FeatureTable:
     different one raises ``SchemaMismatchError``); ``cache.table(name)``
     attaches to one another process created."""
 
-    def __init__(self, cache: Cache, schema: Schema, ttl: Optional[float] = None) -> None:
+    def __init__(self, cache: Cache, schema: Schema, ttl: Optional[float] = None,
+                 default: Optional[Mapping[str, Any]] = None) -> None:
         t = _FeatureTable.create(cache, schema.name, schema.version, schema.fields, ttl)
         self._init(cache, t)
+        self._set_default(ttl, default)
 
     @classmethod
-    def open(cls, cache: Cache, name: str, ttl: Optional[float] = None) -> "FeatureTable":
+    def open(cls, cache: Cache, name: str, ttl: Optional[float] = None,
+             default: Optional[Mapping[str, Any]] = None) -> "FeatureTable":
         self = cls.__new__(cls)
         self._init(cache, _FeatureTable.open(cache, name, ttl))
+        self._set_default(ttl, default)
         return self
+
+    def _set_default(self, ttl: Optional[float], default: Optional[Mapping[str, Any]]) -> None:
+        """`default`: the values assemble gives for an absent entity (fields
+        left out are zero); None gives None (assemble) and zeros (batches)."""
+        self._has_default = default is not None
+        if default is not None:
+            row = self._row(default, {}, whole=False)
+            self._t = _FeatureTable.open(self._cache, self.name, ttl, row.tobytes())
 
     def _init(self, cache: Cache, t: _FeatureTable) -> None:
         self._cache = cache
@@ -92,7 +106,7 @@ class FeatureTable:
 
     # Writing
 
-    def _row(self, record: Any, fields: Mapping[str, Any]) -> np.ndarray:
+    def _row(self, record: Any, fields: Mapping[str, Any], whole: bool = True) -> np.ndarray:
         if record is not None and fields:
             raise TypeError("give a record or fields, not both")
         if record is not None and not isinstance(record, Mapping):
@@ -107,7 +121,7 @@ class FeatureTable:
             raise ValueError(f"unknown fields {sorted(unknown)} for table {self.name!r} "
                              f"(fields: {', '.join(self.names)})")
         missing = [n for n in self.names if n not in fields]
-        if missing:
+        if missing and whole:
             raise ValueError(f"missing fields {missing}: a row is written whole")
         row = np.zeros((), self.dtype)
         for name, value in fields.items():
@@ -184,17 +198,20 @@ class FeatureTable:
         """The model input: the chosen fields (all numeric ones by default)
         flattened in order and cast to ``dtype`` (float32 or float64;
         float32 rounds int64 and float64 values beyond its 24-bit
-        mantissa). None if the entity is absent."""
+        mantissa). For an absent entity: the table's default row if it has
+        one, else None."""
         plan = self._plan(fields)
         if out is None:
             out = np.empty(plan.width, dtype)
-        return out if self._t.assemble_into(entity_id, plan, out) else None
+        found = self._t.assemble_into(entity_id, plan, out)
+        return out if found or self._has_default else None
 
     def assemble_batch(self, ids: Union[Sequence[Union[str, bytes]], np.ndarray],
                        fields: Optional[Iterable[str]] = None, out: Optional[np.ndarray] = None,
                        dtype: Any = np.float32) -> Tuple[np.ndarray, np.ndarray]:
-        """``(X, found)``: X of shape (len(ids), width), rows of absent ids
-        zero. ``ids`` are str or bytes, or an int64 array."""
+        """``(X, found)``: X of shape (len(ids), width); rows of absent ids
+        hold the default row, or zeros. ``ids`` are str or bytes, or an
+        int64 array."""
         plan = self._plan(fields)
         n = len(ids)
         if out is None:
@@ -202,3 +219,137 @@ class FeatureTable:
         found = np.empty(n, dtype=bool)
         self._t.assemble_batch_into(ids, plan, out, found)
         return out, found
+
+    # Bulk hydration
+
+    def load(self, ids: Any, columns: Union[Mapping[str, Any], np.ndarray],
+              batch: int = 100_000, progress: Optional[bool] = None) -> LoadReport:
+        """Writes many rows, in batches, with a progress line on a terminal;
+        returns rows, seconds and rows per second. Columns as for put_many."""
+        n = len(ids)
+        p = _Progress(n, f"loading {self.name}", progress)
+        if isinstance(columns, np.ndarray):
+            names = columns.dtype.names
+            if names is None:
+                raise TypeError("columns must be a dict of arrays or a structured array")
+            by_name: Mapping[str, Any] = {name: columns[name] for name in names}
+        else:
+            by_name = columns
+        for lo in range(0, n, batch):
+            hi = min(n, lo + batch)
+            cols = {k: np.asarray(v)[lo:hi] for k, v in by_name.items()}
+            self.put_many(ids[lo:hi], cols)
+            p.add(hi - lo)
+        return p.finish()
+
+    def load_file(self, path: Union[str, "os.PathLike[str]"], id_column: str = "id",
+                   batch: int = 100_000, progress: Optional[bool] = None) -> LoadReport:
+        """Loads rows from a file: ``.parquet`` (needs pyarrow: ``pip install
+        strata[parquet]``; read in record batches, never whole), ``.npz`` (an
+        array per field, plus the id column) or ``.npy`` (a structured array
+        with the id column among its fields)."""
+        path = os.fspath(path)
+        wanted = list(self.names)
+        p = _Progress(None, f"loading {self.name} from {os.path.basename(path)}", progress)
+        if path.endswith(".parquet"):
+            try:
+                import pyarrow.parquet as pq  # type: ignore[import-untyped]
+            except ImportError as e:
+                raise ImportError("loading Parquet needs pyarrow: pip install strata[parquet]") from e
+            f = pq.ParquetFile(path)
+            have = set(f.schema_arrow.names)
+            missing = [c for c in [id_column] + wanted if c not in have]
+            if missing:
+                raise ValueError(f"{path}: no column {missing}; it has {sorted(have)}")
+            p.total = f.metadata.num_rows
+            for rb in f.iter_batches(batch_size=batch, columns=[id_column] + wanted):
+                cols = {name: _column(rb.column(name), self._types[name]) for name in wanted}
+                self.put_many(_id_list(rb.column(id_column).to_numpy(zero_copy_only=False)), cols)
+                p.add(rb.num_rows)
+            return p.finish()
+        if path.endswith(".npz"):
+            with np.load(path) as z:
+                missing = [c for c in [id_column] + wanted if c not in z.files]
+                if missing:
+                    raise ValueError(f"{path}: no array {missing}; it has {sorted(z.files)}")
+                ids = _id_list(z[id_column])
+                cols = {name: z[name] for name in wanted}
+        elif path.endswith(".npy"):
+            a = np.load(path, mmap_mode="r")
+            names = a.dtype.names or ()
+            missing = [c for c in [id_column] + wanted if c not in names]
+            if missing:
+                raise ValueError(f"{path}: no field {missing}; it has {list(names)}")
+            ids = _id_list(a[id_column])
+            cols = {name: a[name] for name in wanted}
+        else:
+            raise ValueError(f"{path}: load .parquet, .npz or .npy files")
+        p.total = len(ids)
+        for lo in range(0, len(ids), batch):
+            hi = min(len(ids), lo + batch)
+            self.put_many(ids[lo:hi], {k: v[lo:hi] for k, v in cols.items()})
+            p.add(hi - lo)
+        return p.finish()
+
+
+class LoadReport:
+    """What a bulk load did: rows written, seconds, rows per second."""
+
+    def __init__(self, rows: int, seconds: float) -> None:
+        self.rows = rows
+        self.seconds = seconds
+        self.rows_per_sec = rows / seconds if seconds > 0 else float("inf")
+
+    def __repr__(self) -> str:
+        return f"LoadReport(rows={self.rows}, seconds={self.seconds:.3f}, rows_per_sec={self.rows_per_sec:,.0f})"
+
+
+class _Progress:
+    """A progress line on a terminal (standard error), nothing elsewhere."""
+
+    def __init__(self, total: Optional[int], what: str, show: Optional[bool]) -> None:
+        import sys
+
+        self.total, self.what, self.done = total, what, 0
+        self.out = sys.stderr
+        self.on = self.out.isatty() if show is None else show
+        self.start = time.monotonic()
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if not self.on:
+            return
+        rate = self.done / max(time.monotonic() - self.start, 1e-9)
+        if self.total:
+            pct = 100 * self.done / self.total
+            self.out.write(f"\r{self.what}: {self.done:,}/{self.total:,} rows ({pct:.0f}%), {rate:,.0f} rows/s")
+        else:
+            self.out.write(f"\r{self.what}: {self.done:,} rows, {rate:,.0f} rows/s")
+        self.out.flush()
+
+    def finish(self) -> LoadReport:
+        report = LoadReport(self.done, time.monotonic() - self.start)
+        if self.on:
+            self.out.write(f"\r{self.what}: {report.rows:,} rows in {report.seconds:.2f} s "
+                           f"({report.rows_per_sec:,.0f} rows/s)\n")
+        return report
+
+
+def _id_list(ids: Any) -> list:
+    ids = np.asarray(ids)
+    if ids.dtype.kind in "iu":
+        return [str(i) for i in ids.tolist()]
+    if ids.dtype.kind in "SU" or ids.dtype == object:
+        return [i if isinstance(i, (str, bytes)) else str(i) for i in ids.tolist()]
+    raise ValueError(f"the id column has dtype {ids.dtype}: use integers or strings")
+
+
+def _column(col: Any, ftype: np.dtype) -> np.ndarray:
+    """An Arrow column as the field's array: fixed-size lists (and lists of
+    lists) for shaped fields."""
+    if ftype.shape:
+        flat = col
+        while hasattr(flat, "flatten") and hasattr(flat.type, "value_type"):
+            flat = flat.flatten()
+        return np.asarray(flat.to_numpy(zero_copy_only=False)).reshape((len(col),) + ftype.shape)
+    return np.asarray(col.to_numpy(zero_copy_only=False))

@@ -88,9 +88,12 @@ class _FeatureTable:
         version: int,
         fields: list[tuple[str, str, tuple[int, ...]]],
         ttl: Optional[float] = None,
+        default: Optional[bytes] = None,
     ) -> _FeatureTable: ...
     @staticmethod
-    def open(cache: Cache, name: str, ttl: Optional[float] = None) -> _FeatureTable: ...
+    def open(
+        cache: Cache, name: str, ttl: Optional[float] = None, default: Optional[bytes] = None
+    ) -> _FeatureTable: ...
     @property
     def name(self) -> str: ...
     @property
