@@ -226,3 +226,12 @@ def test_bulk_load_from_numpy_npz_npy_and_parquet(cache, tmp_path):
 
 
 USER_NAMES = [f for f, _ in USER]
+
+
+def test_load_warns_when_the_index_is_too_small(name):
+    small = strata.Cache(name, memory="16MiB", max_entries=1024)
+    t = strata.FeatureTable(small, strata.Schema("w", 1, USER))
+    cols = _user_columns(2000, np.random.default_rng(2))
+    with pytest.warns(UserWarning, match="max_entries"):
+        t.load(np.arange(2000), cols, progress=False)
+    small.close()

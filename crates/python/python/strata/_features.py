@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -157,7 +158,9 @@ class FeatureTable:
         id) or a structured array. Columns are checked before anything is
         written; a row that then fails raises with its index, the rows
         before it written."""
-        ids = [str(i) for i in ids.tolist()] if isinstance(ids, np.ndarray) else list(ids)
+        # Integer ids go to Rust as they are (formatted there in decimal).
+        if not (isinstance(ids, np.ndarray) and ids.dtype.kind in "iu"):
+            ids = list(ids)
         n = len(ids)
         if isinstance(columns, np.ndarray):
             if columns.dtype.names is None:
@@ -227,6 +230,7 @@ class FeatureTable:
         """Writes many rows, in batches, with a progress line on a terminal;
         returns rows, seconds and rows per second. Columns as for put_many."""
         n = len(ids)
+        self._warn_capacity(n)
         p = _Progress(n, f"loading {self.name}", progress)
         if isinstance(columns, np.ndarray):
             names = columns.dtype.names
@@ -241,6 +245,15 @@ class FeatureTable:
             self.put_many(ids[lo:hi], cols)
             p.add(hi - lo)
         return p.finish()
+
+    def _warn_capacity(self, rows: int) -> None:
+        st = self._cache.stats()
+        room = st["max_entries"] - st["entries"]
+        if rows > room:
+            warnings.warn(
+                f"loading {rows:,} rows into a cache whose index has room for {room:,} more "
+                f"entries (max_entries={st['max_entries']:,}): rows written first will be "
+                "evicted; create the cache with a larger max_entries", stacklevel=3)
 
     def load_file(self, path: Union[str, "os.PathLike[str]"], id_column: str = "id",
                    batch: int = 100_000, progress: Optional[bool] = None) -> LoadReport:
@@ -262,6 +275,7 @@ class FeatureTable:
             if missing:
                 raise ValueError(f"{path}: no column {missing}; it has {sorted(have)}")
             p.total = f.metadata.num_rows
+            self._warn_capacity(p.total)
             for rb in f.iter_batches(batch_size=batch, columns=[id_column] + wanted):
                 cols = {name: _column(rb.column(name), self._types[name]) for name in wanted}
                 self.put_many(_id_list(rb.column(id_column).to_numpy(zero_copy_only=False)), cols)
@@ -285,6 +299,7 @@ class FeatureTable:
         else:
             raise ValueError(f"{path}: load .parquet, .npz or .npy files")
         p.total = len(ids)
+        self._warn_capacity(len(ids))
         for lo in range(0, len(ids), batch):
             hi = min(len(ids), lo + batch)
             self.put_many(ids[lo:hi], {k: v[lo:hi] for k, v in cols.items()})
