@@ -6,7 +6,8 @@
 use crate::cache::Cache;
 use crate::errors::{to_py, StrataError};
 use crate::keys::{key_bytes, KeyBatch};
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use crate::arrays::CallerBuffer;
+use numpy::{PyArray1, PyArray2, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -201,8 +202,8 @@ impl FeatureTable {
         })
     }
 
-    /// Writes the entity's fields into `out` (a 1-d float32 or float64
-    /// array of the plan's width). False if the entity is absent.
+    /// Writes the entity's fields into `out` (a contiguous float32 or
+    /// float64 array of the plan's width). False if the entity is absent.
     fn assemble_into(
         &self,
         id: &Bound<'_, PyAny>,
@@ -210,29 +211,11 @@ impl FeatureTable {
         out: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
         let id = key_bytes(id)?;
-        if let Ok(a) = out.cast::<PyArray1<f32>>() {
-            let mut w = a.readwrite();
-            let s = w
-                .as_slice_mut()
-                .map_err(|_| PyValueError::new_err("out must be contiguous"))?;
-            return self
-                .table
-                .assemble(id, &plan.plan, s)
-                .map_err(features_to_py);
-        }
-        if let Ok(a) = out.cast::<PyArray1<f64>>() {
-            let mut w = a.readwrite();
-            let s = w
-                .as_slice_mut()
-                .map_err(|_| PyValueError::new_err("out must be contiguous"))?;
-            return self
-                .table
-                .assemble(id, &plan.plan, s)
-                .map_err(features_to_py);
-        }
-        Err(PyTypeError::new_err(
-            "out must be a 1-d float32 or float64 array",
-        ))
+        let t = &self.table;
+        with_out(out, |o| match o {
+            Out::F32(s) => t.assemble(id, &plan.plan, s),
+            Out::F64(s) => t.assemble(id, &plan.plan, s),
+        })
     }
 
     /// Fills rows of `out` (len(ids) × width, float32 or float64) and
@@ -249,30 +232,51 @@ impl FeatureTable {
         let keys = KeyBatch::from_py(ids, Some(prefix.as_any()))?;
         let keys = keys.slices();
         let mut fw = found.readwrite();
-        let found = fw
-            .as_slice_mut()
-            .map_err(|_| PyValueError::new_err("found must be contiguous"))?;
-        macro_rules! run {
-            ($t:ty) => {
-                if let Ok(a) = out.cast::<PyArray2<$t>>() {
-                    let mut w = a.readwrite();
-                    let s = w
-                        .as_slice_mut()
-                        .map_err(|_| PyValueError::new_err("out must be C-contiguous"))?;
-                    let t = &self.table;
-                    let p = &plan.plan;
-                    return py
-                        .detach(|| t.assemble_keys(&keys, p, s, found))
-                        .map_err(features_to_py);
-                }
-            };
-        }
-        run!(f32);
-        run!(f64);
-        Err(PyTypeError::new_err(
-            "out must be a 2-d float32 or float64 array",
-        ))
+        let found = fw.as_slice_mut().map_err(|_| PyValueError::new_err("found must be contiguous"))?;
+        let t = &self.table;
+        let p = &plan.plan;
+        with_out(out, |o| {
+            py.detach(|| match o {
+                Out::F32(s) => t.assemble_keys(&keys, p, s, found),
+                Out::F64(s) => t.assemble_keys(&keys, p, s, found),
+            })
+        })
     }
+}
+
+/// A caller's output array, as the slice of its element type.
+enum Out<'a> {
+    F32(&'a mut [f32]),
+    F64(&'a mut [f64]),
+}
+
+/// Runs `f` on `out`'s memory: a writable, C-contiguous, aligned float32
+/// or float64 buffer (any shape; the table checks the length). Borrowing
+/// through the buffer protocol costs less than NumPy's borrow tracking,
+/// which a call of a few hundred nanoseconds would notice.
+fn with_out<R>(
+    out: &Bound<'_, PyAny>,
+    f: impl FnOnce(Out<'_>) -> strata_features::Result<R>,
+) -> PyResult<R> {
+    let kind = out
+        .cast::<PyUntypedArray>()
+        .map(|a| (a.dtype().kind(), a.dtype().itemsize()))
+        .map_err(|_| PyTypeError::new_err("out must be a float32 or float64 NumPy array"))?;
+    let mut buf = CallerBuffer::contiguous(out)
+        .ok_or_else(|| PyValueError::new_err("out must be C-contiguous"))?;
+    let r = buf
+        .with_bytes_mut(|b| match kind {
+            (b'f', 4) => bytemuck::try_cast_slice_mut::<u8, f32>(b)
+                .map(Out::F32)
+                .map_err(|_| PyValueError::new_err("out is not aligned for float32")),
+            (b'f', 8) => bytemuck::try_cast_slice_mut::<u8, f64>(b)
+                .map(Out::F64)
+                .map_err(|_| PyValueError::new_err("out is not aligned for float64")),
+            _ => Err(PyTypeError::new_err("out must be a float32 or float64 array")),
+        }
+        .and_then(|o| f(o).map_err(features_to_py)))
+        .ok_or_else(|| PyValueError::new_err("out is read-only"))?;
+    r
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

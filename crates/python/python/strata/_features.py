@@ -96,6 +96,7 @@ class FeatureTable:
             "itemsize": t.row_size,
         })
         self._plans: dict = {}
+        self._all = self._plan(None)
         #: Field names, in order.
         self.names: Tuple[str, ...] = tuple(n for n, _, _, _ in fields)
         by_name = self.dtype.fields
@@ -203,11 +204,12 @@ class FeatureTable:
         float32 rounds int64 and float64 values beyond its 24-bit
         mantissa). For an absent entity: the table's default row if it has
         one, else None."""
-        plan = self._plan(fields)
+        plan = self._all if fields is None else self._plan(fields)
         if out is None:
             out = np.empty(plan.width, dtype)
-        found = self._t.assemble_into(entity_id, plan, out)
-        return out if found or self._has_default else None
+        if self._t.assemble_into(entity_id, plan, out) or self._has_default:
+            return out
+        return None
 
     def assemble_batch(self, ids: Union[Sequence[Union[str, bytes]], np.ndarray],
                        fields: Optional[Iterable[str]] = None, out: Optional[np.ndarray] = None,
