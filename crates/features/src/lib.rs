@@ -28,10 +28,12 @@
 
 mod dtype;
 mod error;
+mod evolve;
 mod schema;
 mod table;
 
 pub use dtype::DType;
 pub use error::{Error, Result};
+pub use evolve::{is_widening, Evolved};
 pub use schema::{Field, Layout, Schema, Slot};
 pub use table::{Element, FeatureTable, OutValue, Plan, Record, RowWriter};

@@ -12,7 +12,7 @@ use strata_shm::{PutIf, PutOptions, PutOutcome, Segment, View, MAX_KEY};
 /// NUL are strata's own and left out of listings.
 const SCHEMA_KEY: &[u8] = b"\0schema:";
 
-fn schema_key(name: &str) -> Vec<u8> {
+pub(crate) fn schema_key(name: &str) -> Vec<u8> {
     [SCHEMA_KEY, name.as_bytes()].concat()
 }
 
@@ -64,6 +64,20 @@ impl FeatureTable {
         let schema = Self::stored(seg, name)?;
         let layout = schema.layout()?;
         Ok(Self::with_layout(seg, layout))
+    }
+
+    /// The table's current schema as stored, if it exists.
+    pub(crate) fn stored_schema(&self) -> Result<Option<Schema>> {
+        match self.seg.peek(&schema_key(&self.layout.schema.name))? {
+            Some(g) => Ok(Some(Schema::decode(&g)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A handle on a version that is not (yet) the current one, for
+    /// writing its rows before the flip.
+    pub(crate) fn staged(seg: &Segment, schema: Schema) -> Result<FeatureTable> {
+        Ok(Self::with_layout(seg, schema.layout()?))
     }
 
     fn stored(seg: &Segment, name: &str) -> Result<Schema> {

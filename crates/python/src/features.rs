@@ -3,11 +3,13 @@
 //! read through `Cache.get_numpy` with the table's structured dtype;
 //! assemble runs here, into the caller's array, with no Python loop.
 
+use crate::arrays::CallerBuffer;
 use crate::cache::Cache;
 use crate::errors::{to_py, StrataError};
 use crate::keys::{key_bytes, KeyBatch};
-use crate::arrays::CallerBuffer;
-use numpy::{PyArray1, PyArray2, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{
+    PyArray1, PyArray2, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -37,6 +39,9 @@ fn ttl_of(ttl: Option<f64>) -> PyResult<Option<Duration>> {
     ttl.map(|s| strata_shm::ttl_from_secs(s).map_err(to_py))
         .transpose()
 }
+
+/// A field as Python sees it: name, NumPy type string, shape, offset.
+type FieldInfo = (String, String, Vec<usize>, usize);
 
 /// A compiled choice of fields, kept by the Python side per `fields=`.
 #[pyclass(frozen, module = "strata")]
@@ -70,17 +75,7 @@ impl FeatureTable {
         ttl: Option<f64>,
         default: Option<Vec<u8>>,
     ) -> PyResult<Self> {
-        let fields = fields
-            .iter()
-            .map(|(n, t, shape)| {
-                Ok(Field::new(
-                    n,
-                    DType::parse(t).map_err(features_to_py)?,
-                    shape,
-                ))
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        let schema = Schema::new(name, version, fields).map_err(features_to_py)?;
+        let schema = schema_of(name, version, &fields)?;
         let table = Table::create(cache.seg()?, schema).map_err(features_to_py)?;
         Ok(FeatureTable {
             table: table
@@ -93,7 +88,12 @@ impl FeatureTable {
     /// Attaches to a table that some process created.
     #[staticmethod]
     #[pyo3(signature = (cache, name, ttl=None, default=None))]
-    fn open(cache: &Cache, name: &str, ttl: Option<f64>, default: Option<Vec<u8>>) -> PyResult<Self> {
+    fn open(
+        cache: &Cache,
+        name: &str,
+        ttl: Option<f64>,
+        default: Option<Vec<u8>>,
+    ) -> PyResult<Self> {
         let table = Table::open(cache.seg()?, name).map_err(features_to_py)?;
         Ok(FeatureTable {
             table: table
@@ -101,6 +101,51 @@ impl FeatureTable {
                 .with_default(default)
                 .map_err(features_to_py)?,
         })
+    }
+
+    /// (fields as `fields()` gives them, row size) of a schema, without
+    /// creating a table: for building an evolve's fill row.
+    #[staticmethod]
+    fn layout_of(
+        name: &str,
+        version: u32,
+        fields: Vec<(String, String, Vec<usize>)>,
+    ) -> PyResult<(Vec<FieldInfo>, usize)> {
+        let l = schema_of(name, version, &fields)?
+            .layout()
+            .map_err(features_to_py)?;
+        let f = l
+            .schema
+            .fields
+            .iter()
+            .zip(&l.slots)
+            .map(|(f, s)| (f.name.clone(), f.dtype.numpy(), f.shape.clone(), s.offset))
+            .collect();
+        Ok((f, l.row_size))
+    }
+
+    /// Whether this handle's version is still the table's current one.
+    fn is_current(&self) -> PyResult<bool> {
+        self.table.is_current().map_err(features_to_py)
+    }
+
+    /// Builds the next version from the current rows, flips to it and
+    /// removes the old rows; returns the new table and what was done.
+    #[pyo3(signature = (version, fields, fill=None, allow_lossy=false))]
+    fn evolve(
+        &self,
+        py: Python<'_>,
+        version: u32,
+        fields: Vec<(String, String, Vec<usize>)>,
+        fill: Option<Vec<u8>>,
+        allow_lossy: bool,
+    ) -> PyResult<(FeatureTable, u64, u64)> {
+        let next = schema_of(&self.table.schema().name, version, &fields)?;
+        let t = &self.table;
+        let (table, report) = py
+            .detach(|| t.evolve(next, fill.as_deref(), allow_lossy))
+            .map_err(features_to_py)?;
+        Ok((FeatureTable { table }, report.rows, report.removed))
     }
 
     #[getter]
@@ -124,7 +169,7 @@ impl FeatureTable {
     }
 
     /// (name, NumPy type string, shape, offset) of every field.
-    fn fields(&self) -> Vec<(String, String, Vec<usize>, usize)> {
+    fn fields(&self) -> Vec<FieldInfo> {
         let l = self.table.layout();
         l.schema
             .fields
@@ -232,7 +277,9 @@ impl FeatureTable {
         let keys = KeyBatch::from_py(ids, Some(prefix.as_any()))?;
         let keys = keys.slices();
         let mut fw = found.readwrite();
-        let found = fw.as_slice_mut().map_err(|_| PyValueError::new_err("found must be contiguous"))?;
+        let found = fw
+            .as_slice_mut()
+            .map_err(|_| PyValueError::new_err("found must be contiguous"))?;
         let t = &self.table;
         let p = &plan.plan;
         with_out(out, |o| {
@@ -242,6 +289,24 @@ impl FeatureTable {
             })
         })
     }
+}
+
+fn schema_of(
+    name: &str,
+    version: u32,
+    fields: &[(String, String, Vec<usize>)],
+) -> PyResult<Schema> {
+    let fields = fields
+        .iter()
+        .map(|(n, t, shape)| {
+            Ok(Field::new(
+                n,
+                DType::parse(t).map_err(features_to_py)?,
+                shape,
+            ))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Schema::new(name, version, fields).map_err(features_to_py)
 }
 
 /// A caller's output array, as the slice of its element type.
@@ -265,16 +330,20 @@ fn with_out<R>(
     let mut buf = CallerBuffer::contiguous(out)
         .ok_or_else(|| PyValueError::new_err("out must be C-contiguous"))?;
     let r = buf
-        .with_bytes_mut(|b| match kind {
-            (b'f', 4) => bytemuck::try_cast_slice_mut::<u8, f32>(b)
-                .map(Out::F32)
-                .map_err(|_| PyValueError::new_err("out is not aligned for float32")),
-            (b'f', 8) => bytemuck::try_cast_slice_mut::<u8, f64>(b)
-                .map(Out::F64)
-                .map_err(|_| PyValueError::new_err("out is not aligned for float64")),
-            _ => Err(PyTypeError::new_err("out must be a float32 or float64 array")),
-        }
-        .and_then(|o| f(o).map_err(features_to_py)))
+        .with_bytes_mut(|b| {
+            match kind {
+                (b'f', 4) => bytemuck::try_cast_slice_mut::<u8, f32>(b)
+                    .map(Out::F32)
+                    .map_err(|_| PyValueError::new_err("out is not aligned for float32")),
+                (b'f', 8) => bytemuck::try_cast_slice_mut::<u8, f64>(b)
+                    .map(Out::F64)
+                    .map_err(|_| PyValueError::new_err("out is not aligned for float64")),
+                _ => Err(PyTypeError::new_err(
+                    "out must be a float32 or float64 array",
+                )),
+            }
+            .and_then(|o| f(o).map_err(features_to_py))
+        })
         .ok_or_else(|| PyValueError::new_err("out is read-only"))?;
     r
 }

@@ -235,3 +235,50 @@ def test_load_warns_when_the_index_is_too_small(name):
     with pytest.warns(UserWarning, match="max_entries"):
         t.load(np.arange(2000), cols, progress=False)
     small.close()
+
+
+def _reader_across_evolve(name, seconds, q):
+    t = strata.Cache(name).table("ev")
+    seen, bad = set(), 0
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        i = (i + 1) % 500
+        rec = t.get(str(i))
+        if rec is None:
+            continue
+        seen.add(t.version)
+        if t.version == 1:
+            bad += int(rec["a"] != i or rec["b"] != i / 2)
+        else:
+            bad += int(rec["a"] != i or rec["c"] != 2.5 or "b" in rec.dtype.names)
+    q.put((sorted(seen), bad))
+
+
+def test_evolve_flips_for_readers_in_other_processes(cache, name):
+    t = strata.FeatureTable(cache, strata.Schema("ev", 1, [("a", "int32"), ("b", "float32")]))
+    n = 500
+    t.put_many([str(i) for i in range(n)], {"a": np.arange(n, dtype=np.int32),
+                                            "b": np.arange(n, dtype=np.float32) / 2})
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    readers = [ctx.Process(target=_reader_across_evolve, args=(name, 3.0, q)) for _ in range(2)]
+    for r in readers:
+        r.start()
+    time.sleep(1.0)
+    v2 = strata.Schema("ev", 2, [("a", "int64"), ("c", "float64")])
+    report = t.evolve(v2, fill={"c": 2.5})
+    assert report == {"from_version": 1, "to_version": 2, "rows": n, "removed": n}
+    assert t.version == 2 and t.get("7")["a"] == 7 and t.get("7")["c"] == 2.5
+    for r in readers:
+        r.join()
+        assert r.exitcode == 0
+    results = [q.get() for _ in readers]
+    for seen, bad in results:
+        assert bad == 0
+        assert seen[-1] == 2
+    # Narrowing is refused unless allowed.
+    with pytest.raises(ValueError, match="allow_lossy"):
+        t.evolve(strata.Schema("ev", 3, [("a", "int8")]))
+    assert t.evolve(strata.Schema("ev", 3, [("a", "int8")]), allow_lossy=True)["rows"] == n
+    assert t.get("100")["a"] == 100

@@ -77,9 +77,20 @@ class FeatureTable:
         """`default`: the values assemble gives for an absent entity (fields
         left out are zero); None gives None (assemble) and zeros (batches)."""
         self._has_default = default is not None
+        self._ttl, self._default = ttl, default
         if default is not None:
             row = self._row(default, {}, whole=False)
             self._t = _FeatureTable.open(self._cache, self.name, ttl, row.tobytes())
+
+    def _reopened(self) -> bool:
+        """After a miss: if the table moved on to a new version (evolve in
+        some process), attach to it and say so, so the read is retried."""
+        if self._t.is_current():
+            return False
+        self._init(self._cache, _FeatureTable.open(self._cache, self.name, self._ttl))
+        if self._default is not None:
+            self._set_default(self._ttl, self._default)
+        return True
 
     def _init(self, cache: Cache, t: _FeatureTable) -> None:
         self._cache = cache
@@ -184,7 +195,10 @@ class FeatureTable:
     def get(self, entity_id: Union[str, bytes]) -> Optional[np.ndarray]:
         """The row as a read-only 0-d structured array over the shared
         memory (no copy); ``rec["emb"]`` is typed. None if absent."""
-        return self._cache.get_numpy(self._t.key(entity_id), dtype=self.dtype, shape=())
+        rec = self._cache.get_numpy(self._t.key(entity_id), dtype=self.dtype, shape=())
+        if rec is None and self._reopened():
+            return self.get(entity_id)
+        return rec
 
     def _plan(self, fields: Optional[Iterable[str]]) -> FeaturePlan:
         key = None if fields is None else tuple(fields)
@@ -207,9 +221,11 @@ class FeatureTable:
         plan = self._all if fields is None else self._plan(fields)
         if out is None:
             out = np.empty(plan.width, dtype)
-        if self._t.assemble_into(entity_id, plan, out) or self._has_default:
+        if self._t.assemble_into(entity_id, plan, out):
             return out
-        return None
+        if self._reopened():
+            return self.assemble(entity_id, fields, None, dtype)
+        return out if self._has_default else None
 
     def assemble_batch(self, ids: Union[Sequence[Union[str, bytes]], np.ndarray],
                        fields: Optional[Iterable[str]] = None, out: Optional[np.ndarray] = None,
@@ -222,8 +238,39 @@ class FeatureTable:
         if out is None:
             out = np.empty((n, plan.width), dtype)
         found = np.empty(n, dtype=bool)
-        self._t.assemble_batch_into(ids, plan, out, found)
+        if self._t.assemble_batch_into(ids, plan, out, found) < n and self._reopened():
+            return self.assemble_batch(ids, fields, None, dtype)
         return out, found
+
+    # Evolution
+
+    def evolve(self, schema: Schema, fill: Optional[Mapping[str, Any]] = None,
+               allow_lossy: bool = False) -> dict:
+        """Moves the table to ``schema`` (same name, a later version): rows
+        are rebuilt under it (fields kept and widened, added ones from
+        ``fill`` or zero, removed ones dropped; narrowing needs
+        ``allow_lossy``), then it becomes current in one step and the old
+        rows go. Readers in other processes move over on their next miss.
+        Pause writers meanwhile."""
+        if schema.name != self.name:
+            raise ValueError(f"evolving {self.name!r} into a schema named {schema.name!r}")
+        fields, size = _FeatureTable.layout_of(schema.name, schema.version, schema.fields)
+        row = None
+        if fill:
+            dt = np.dtype({"names": [f[0] for f in fields],
+                           "formats": [(f[1], tuple(f[2])) if f[2] else f[1] for f in fields],
+                           "offsets": [f[3] for f in fields], "itemsize": size})
+            unknown = set(fill) - set(dt.names or ())
+            if unknown:
+                raise ValueError(f"fill has fields the new schema lacks: {sorted(unknown)}")
+            r = np.zeros((), dt)
+            for k, v in fill.items():
+                r[k] = v
+            row = r.tobytes()
+        before = self.version
+        t, rows, removed = self._t.evolve(schema.version, schema.fields, row, allow_lossy)
+        self._init(self._cache, t)
+        return {"from_version": before, "to_version": schema.version, "rows": rows, "removed": removed}
 
     # Bulk hydration
 

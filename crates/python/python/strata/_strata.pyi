@@ -94,6 +94,18 @@ class _FeatureTable:
     def open(
         cache: Cache, name: str, ttl: Optional[float] = None, default: Optional[bytes] = None
     ) -> _FeatureTable: ...
+    @staticmethod
+    def layout_of(
+        name: str, version: int, fields: list[tuple[str, str, tuple[int, ...]]]
+    ) -> tuple[list[tuple[str, str, list[int], int]], int]: ...
+    def is_current(self) -> bool: ...
+    def evolve(
+        self,
+        version: int,
+        fields: list[tuple[str, str, tuple[int, ...]]],
+        fill: Optional[bytes] = None,
+        allow_lossy: bool = False,
+    ) -> tuple[_FeatureTable, int, int]: ...
     @property
     def name(self) -> str: ...
     @property
