@@ -9,6 +9,9 @@
   same rows from a packed float32 array in shared memory (the floor);
 - torn rows under a writer in another process, by one probe;
 - hydration rows/s from NumPy and from Parquet;
+- stream freshness: from XADD to the row being readable, one update at a
+  time, with the consumer in another process (a redis-server the script
+  starts);
 
 with Quorin 0.1.0 measured by the same code in the same run when a venv
 that has it is given (`--quorin-venv`; Quorin needs Python >= 3.12, and on
@@ -172,6 +175,61 @@ def strata_side(args, r):
         strata.drop(name)
 
 
+def stream_consumer(name, url, stop_after):
+    t = strata.Cache(name).table("fresh")
+    c = t.consume(url, "fresh", "bench", block_ms=1, batch=100, start=False)
+    end = time.monotonic() + stop_after
+    while time.monotonic() < end:
+        c.run_once()
+
+
+def stream_side(args, r):
+    """XADD to the row being readable, one update at a time, with the
+    consumer in another process."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = tempfile.mkdtemp()
+    redis_proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+                                   "--dir", d], stdout=subprocess.DEVNULL)
+    name = f"bench-fresh-{os.getpid()}"
+    cache = strata.Cache(name, memory="64MiB")
+    try:
+        import redis as redis_py
+
+        url = f"redis://127.0.0.1:{port}/0"
+        client = redis_py.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis_py.ConnectionError:
+                time.sleep(0.02)
+        t = strata.FeatureTable(cache, strata.Schema("fresh", 1, [("n", "int64")]))
+        t.put("f", n=-1)
+        p = mp.get_context("spawn").Process(target=stream_consumer, args=(name, url, 120))
+        p.start()
+        time.sleep(1.0)
+        lat = []
+        for k in range(args.stream_updates):
+            start = time.perf_counter_ns()
+            t.publish(client, "f", "fresh", partial=True, n=k)
+            while t.get("f")["n"] != k:
+                pass
+            lat.append(time.perf_counter_ns() - start)
+        p.terminate()
+        p.join()
+        r["stream_freshness"] = summary(np.array(lat))
+    except ImportError:
+        r["stream_freshness"] = "not measured (no redis-py)"
+    finally:
+        cache.close()
+        strata.drop(name)
+        redis_proc.terminate()
+        redis_proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 QUORIN = r"""
 import collections.abc, typing_extensions
 if not hasattr(collections.abc, "Buffer"):
@@ -259,11 +317,13 @@ def main():
     ap.add_argument("--entities", type=int, default=1_000_000)
     ap.add_argument("--calls", type=int, default=100_000)
     ap.add_argument("--torn-seconds", type=float, default=2.0)
+    ap.add_argument("--stream-updates", type=int, default=2000)
     ap.add_argument("--quorin-venv")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     r = {}
     strata_side(args, r)
+    stream_side(args, r)
     quorin_side(args, r)
     if args.json:
         print(json.dumps(r))
@@ -284,13 +344,17 @@ def main():
     print(f"| 200-field assemble, cold | p50 {us(c['p50_ns'])}, p99 {us(c['p99_ns'])} | | |")
     b = r["batch_1000"]
     qb = q.get("batch_1000_p50_ns")
+    qb_ratio = f"{qb / b['p50_ns']:.1f}x faster" if qb else ""
     print(f"| assemble_batch, 1000 of {args.entities:,} | p50 {us(b['p50_ns'])}; {b['ratio']:.2f}x np.take ({us(b['floor_p50_ns'])}) | "
-          f"{us(qb) if qb else '-'} | {f'{qb / b[chr(112) + chr(53) + chr(48) + chr(95) + chr(110) + chr(115)]:.1f}x faster' if qb else ''} |")
+          f"{us(qb) if qb else '-'} | {qb_ratio} |")
     print(f"| torn rows under a writer | {r['torn_rows']} in {r['torn_probe_reads']:,} reads | | |")
     hq = q.get("hydrate_rows_per_s")
     print(f"| hydration from NumPy | {r['hydrate_numpy_rows_per_s']:,.0f} rows/s | {f'{hq:,.0f} rows/s (from Arrow)' if hq else '-'} | |")
     if "hydrate_parquet_rows_per_s" in r:
         print(f"| hydration from Parquet | {r['hydrate_parquet_rows_per_s']:,.0f} rows/s | | |")
+    f = r["stream_freshness"]
+    if isinstance(f, dict):
+        print(f"| stream freshness, XADD to readable | p50 {us(f['p50_ns'])}, p99 {us(f['p99_ns'])} | | |")
     if not q:
         print(f"\nQuorin: {r['quorin']}")
 

@@ -3,6 +3,8 @@ assemble_batch against a NumPy oracle, bad input, other processes, and no
 torn row under a writer in another process."""
 
 import multiprocessing as mp
+import os
+import signal
 import time
 
 import numpy as np
@@ -282,3 +284,74 @@ def test_evolve_flips_for_readers_in_other_processes(cache, name):
         t.evolve(strata.Schema("ev", 3, [("a", "int8")]))
     assert t.evolve(strata.Schema("ev", 3, [("a", "int8")]), allow_lossy=True)["rows"] == n
     assert t.get("100")["a"] == 100
+
+
+def test_stream_updates_apply_and_bad_messages_go_to_dead_letters(cache, redis_server):
+    t = strata.FeatureTable(cache, strata.Schema("st", 1, USER + [("emb", "float32", (2,))]))
+    r = redis_server.client()
+    url = redis_server.url
+    t.publish(url, "u1", "feat", age=30, clicks=1, ltv=2.0, score=0.5, emb=[1, 2])
+    t.publish(r, "u1", "feat", partial=True, clicks=5, emb=[3, 4])
+    t.publish(r, "u2", "feat", partial=True, ltv=9.5)
+    r.xadd("feat", {"nothing": "here"})
+    r.xadd("feat", {"id": "u3", "v": "1", "row": b"short"})
+    r.xadd("feat", {"id": "u4", "v": "1", "f.nope": b"1234"})
+    r.xadd("feat", {"id": "u5", "v": "7", "f.age": b"1234"})
+    t.publish(r, "u6", "feat", partial=True, age=66)
+    c = t.consume(url, "feat", "g1", start=False)
+    c.run_until_idle()
+    assert (c.applied, c.dead) == (4, 4)
+    rec = t.get("u1")
+    assert rec["age"] == 30 and rec["clicks"] == 5 and list(rec["emb"]) == [3, 4]
+    assert t.get("u2")["ltv"] == 9.5 and t.get("u2")["age"] == 0
+    assert t.get("u6")["age"] == 66
+    dead = r.xrange("feat:dead")
+    reasons = sorted(m[1][b"reason"].decode() for m in dead)
+    assert reasons == sorted(["no id", "row of 5 bytes, the table's rows have 40",
+                              "unknown field 'nope'", "schema version 7, the table is at 1"])
+    assert r.xpending("feat", "g1")["pending"] == 0
+    # A consumer in the background picks up what comes next.
+    bg = t.consume(url, "feat", "g1", block_ms=50)
+    t.publish(r, "u7", "feat", partial=True, score=1.5)
+    deadline = time.monotonic() + 10
+    while t.get("u7") is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    bg.stop()
+    assert t.get("u7")["score"] == 1.5
+
+
+def _consume_forever(name, url):
+    t = strata.Cache(name).table("kill")
+    c = t.consume(url, "upd", "g", consumer="one", batch=200, start=False)
+    while True:
+        c.run_once()
+
+
+def test_a_consumer_killed_mid_batch_loses_nothing_and_keeps_order(cache, name, redis_server):
+    t = strata.FeatureTable(cache, strata.Schema("kill", 1, [("n", "int64")]))
+    r = redis_server.client()
+    entities, rounds = 50, 1000
+    pipe = r.pipeline(transaction=False)
+    for k in range(rounds):
+        for e in range(entities):
+            pipe.xadd("upd", {"id": f"e{e}", "v": "1", "f.n": np.int64(k).tobytes()})
+    pipe.execute()
+    # Kill the consumer while it holds a batch it has not acknowledged.
+    for _attempt in range(10):
+        p = mp.get_context("spawn").Process(target=_consume_forever, args=(name, redis_server.url))
+        p.start()
+        deadline = time.monotonic() + 30
+        while not (r.xinfo_groups("upd") and r.xinfo_groups("upd")[0]["pending"] > 0):
+            assert time.monotonic() < deadline
+        os.kill(p.pid, signal.SIGKILL)
+        p.join()
+        group = r.xinfo_groups("upd")[0]
+        if group["pending"] > 0:
+            break
+    assert group["pending"] > 0 and group["entries-read"] < entities * rounds, group
+    # Restarted under the same name: the pending batch is replayed first.
+    c = t.consume(redis_server.url, "upd", "g", consumer="one", batch=500, start=False)
+    c.run_until_idle()
+    for e in range(entities):
+        assert t.get(f"e{e}")["n"] == rounds - 1
+    assert r.xpending("upd", "g")["pending"] == 0

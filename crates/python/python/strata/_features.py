@@ -242,6 +242,30 @@ class FeatureTable:
             return self.assemble_batch(ids, fields, None, dtype)
         return out, found
 
+    # Streaming updates
+
+    def publish(self, redis: Any, entity_id: Union[str, bytes], stream: str, /, *,
+                partial: bool = False, maxlen: Optional[int] = None, **fields: Any) -> bytes:
+        """Writes an update to a Redis Stream for ``consume`` to apply: the
+        whole row (every field given), or with ``partial=True`` just the
+        fields given. ``redis`` is a redis-py client or a URL. Returns the
+        message id."""
+        from ._stream import _redis, encode_row
+
+        msg = encode_row(self, entity_id, fields, partial)
+        return _redis(redis).xadd(stream, msg, maxlen=maxlen, approximate=maxlen is not None)
+
+    def consume(self, redis: Any, stream: str, group: str, consumer: Optional[str] = None,
+                batch: int = 500, block_ms: int = 100, dead_letter: Optional[str] = None,
+                start: bool = True) -> Any:
+        """Applies a Redis Stream's updates to this table in a background
+        thread (``start=False``: call ``run_once`` yourself). Returns the
+        consumer; ``stop()`` it to end."""
+        from ._stream import StreamConsumer
+
+        c = StreamConsumer(self, redis, stream, group, consumer, batch, block_ms, dead_letter)
+        return c.start() if start else c
+
     # Evolution
 
     def evolve(self, schema: Schema, fill: Optional[Mapping[str, Any]] = None,
