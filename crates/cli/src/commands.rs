@@ -29,7 +29,7 @@ impl Ctx {
             .trust_foreign(self.trust_foreign)
     }
 
-    fn open(&self, name: &str) -> Result<Segment> {
+    pub(crate) fn open(&self, name: &str) -> Result<Segment> {
         Segment::open(name, &self.opts())
             .with_context(|| format!("cannot attach to segment {name:?}"))
     }

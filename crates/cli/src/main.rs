@@ -7,6 +7,7 @@
 
 mod bench;
 mod commands;
+mod load_cmd;
 mod progress;
 mod server_cmd;
 
@@ -37,11 +38,11 @@ struct Cli {
 }
 
 #[derive(clap::Args, Clone)]
-struct NameArg {
+pub(crate) struct NameArg {
     /// Name of the cache segment.
     #[arg(long, short = 'n', env = "STRATA_NAME", default_value = "default",
           value_parser = parse_name)]
-    name: String,
+    pub(crate) name: String,
 }
 
 pub(crate) fn parse_name(s: &str) -> Result<String, String> {
@@ -191,6 +192,11 @@ enum Command {
         #[arg(long, value_name = "N", requires = "file")]
         save_hot: Option<usize>,
     },
+    /// Fill a feature table from a Parquet file (built with the `parquet`
+    /// feature): `strata load user users.parquet --schema
+    /// 'age:int32,emb:float32[64]' --id-column user_id`. The cache must
+    /// exist (`strata init`, with --max-entries for the rows).
+    Load(load_cmd::LoadArgs),
     /// Print a segment's statistics, and its server's if one is running.
     Status {
         #[command(flatten)]
@@ -262,6 +268,7 @@ fn main() -> ExitCode {
             },
         ),
         Command::Status { name, json, check } => commands::status(&ctx, &name.name, json, check),
+        Command::Load(args) => load_cmd::run(&ctx, &args),
         Command::Bench(args) => bench::run(&ctx.dir, &args),
         Command::BenchWorker(args) => bench::worker(&ctx.dir, &args),
     };
