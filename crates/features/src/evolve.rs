@@ -12,7 +12,7 @@
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::schema::{Field, Schema};
-use crate::table::FeatureTable;
+use crate::table::{FeatureTable, WRITTEN_BYTES};
 use strata_shm::PutOptions;
 
 /// What `evolve` did.
@@ -238,9 +238,10 @@ impl FeatureTable {
             let Some(g) = self.segment().peek(&key)? else {
                 continue;
             };
-            if g.len() != old_layout.row_size {
+            if g.len() != old_layout.row_size + WRITTEN_BYTES {
                 continue;
             }
+            let written = u64::from_le_bytes(g[old_layout.row_size..].try_into().unwrap_or([0; 8]));
             let mut row = blank.clone();
             for &(j, src) in &sources {
                 let Some(i) = src else { continue };
@@ -253,7 +254,7 @@ impl FeatureTable {
                 std::time::Duration::from_millis(at.saturating_sub(self.segment().now_ms()).max(1))
             });
             drop(g);
-            staged.put_row_ttl(id, &row, ttl)?;
+            staged.put_row_at(id, &row, ttl, written)?;
             old_keys.push(key);
             rows += 1;
         }

@@ -36,4 +36,4 @@ pub use dtype::DType;
 pub use error::{Error, Result};
 pub use evolve::{is_widening, Evolved};
 pub use schema::{Field, Layout, Schema, Slot};
-pub use table::{Element, FeatureTable, OutValue, Plan, Record, RowWriter};
+pub use table::{Element, FeatureTable, OutValue, Plan, Record, RowWriter, WRITTEN_BYTES};

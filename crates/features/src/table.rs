@@ -8,6 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use strata_shm::{PutIf, PutOptions, PutOutcome, Segment, View, MAX_KEY};
 
+/// Bytes after each row: its write time, Unix milliseconds, little-endian.
+pub const WRITTEN_BYTES: usize = 8;
+
 /// Where every table's schema is kept: `\0schema:NAME`. Keys starting with
 /// NUL are strata's own and left out of listings.
 const SCHEMA_KEY: &[u8] = b"\0schema:";
@@ -171,12 +174,49 @@ impl FeatureTable {
     }
 
     pub fn put_row_ttl(&self, id: &[u8], row: &[u8], ttl: Option<Duration>) -> Result<PutOutcome> {
+        self.put_row_at(id, row, ttl, self.seg.now_ms())
+    }
+
+    /// Publishes a row with the write time it carries (Unix ms), as a
+    /// copy of a row made earlier keeps its own.
+    pub fn put_row_at(
+        &self,
+        id: &[u8],
+        row: &[u8],
+        ttl: Option<Duration>,
+        written_ms: u64,
+    ) -> Result<PutOutcome> {
         self.check_row(row)?;
         let opts = PutOptions {
             ttl,
             ..PutOptions::default()
         };
-        Ok(self.seg.put(&self.key(id)?, row, &opts)?)
+        let mut value = Vec::with_capacity(row.len() + WRITTEN_BYTES);
+        value.extend_from_slice(row);
+        value.extend_from_slice(&written_ms.to_le_bytes());
+        Ok(self.seg.put(&self.key(id)?, &value, &opts)?)
+    }
+
+    /// The stored value's size: the row and its write time.
+    fn value_size(&self) -> usize {
+        self.layout.row_size + WRITTEN_BYTES
+    }
+
+    /// Every row of this version: (entity id, packed row, write time),
+    /// in no particular order. Rows written meanwhile may or may not
+    /// appear.
+    pub fn rows(&self) -> impl Iterator<Item = (Vec<u8>, Vec<u8>, u64)> + '_ {
+        let size = self.value_size();
+        self.seg.keys().filter_map(move |key| {
+            let id = key.strip_prefix(self.prefix.as_slice())?.to_vec();
+            let g = self.seg.peek(&key).ok()??;
+            if g.len() != size {
+                return None;
+            }
+            let (row, written) = g.split_at(self.layout.row_size);
+            let written = u64::from_le_bytes(written.try_into().ok()?);
+            Some((id, row.to_vec(), written))
+        })
     }
 
     pub fn delete(&self, id: &[u8]) -> Result<bool> {
@@ -185,10 +225,15 @@ impl FeatureTable {
 
     /// The entity's row: a zero-copy record view, pinned while it lives.
     pub fn get(&self, id: &[u8]) -> Result<Option<Record>> {
-        Ok(self.seg.get_view(&self.key(id)?)?.map(|view| Record {
-            view,
-            layout: self.layout.clone(),
-        }))
+        let size = self.value_size();
+        Ok(self
+            .seg
+            .get_view(&self.key(id)?)?
+            .filter(|v| v.len() == size)
+            .map(|view| Record {
+                view,
+                layout: self.layout.clone(),
+            }))
     }
 
     /// The fields `assemble` reads, in order (all numeric fields if None),
@@ -229,10 +274,18 @@ impl FeatureTable {
             });
         }
         match self.seg.get(&self.key(id)?)? {
-            Some(g) => {
+            Some(g) if g.len() == self.value_size() => {
                 plan.fill(&g, out);
                 Ok(true)
             }
+            Some(g) => Err(Error::BadValue {
+                field: "(row)".into(),
+                why: format!(
+                    "the stored value has {} bytes, not a row of this schema ({})",
+                    g.len(),
+                    self.value_size()
+                ),
+            }),
             None => {
                 if let Some(d) = &self.default {
                     plan.fill(d, out);
@@ -289,7 +342,7 @@ impl FeatureTable {
         self.seg.get_batch(keys, |i, e| {
             let row = &mut out[i * w..(i + 1) * w];
             match e {
-                Some(e) if e.value.len() == self.layout.row_size => {
+                Some(e) if e.value.len() == self.layout.row_size + WRITTEN_BYTES => {
                     plan.fill(e.value, row);
                     found[i] = true;
                     n += 1;
@@ -427,7 +480,13 @@ pub struct Record {
 impl Record {
     /// The packed row.
     pub fn bytes(&self) -> &[u8] {
-        &self.view
+        &self.view[..self.layout.row_size]
+    }
+
+    /// When the row was written, in Unix milliseconds.
+    pub fn written_ms(&self) -> u64 {
+        let t = &self.view[self.layout.row_size..];
+        u64::from_le_bytes(t.try_into().unwrap_or([0; 8]))
     }
 
     /// A field's values, typed, in place.

@@ -354,3 +354,35 @@ fn no_reader_sees_a_torn_row_while_another_process_writes() {
     assert_eq!(torn, 0, "{torn} torn rows in {reads} reads");
     assert!(kinds[0] && kinds[1], "the reader never saw both versions");
 }
+
+#[test]
+fn rows_carry_their_write_time_and_can_be_listed() {
+    let d = Dir::new("written");
+    let seg = d.seg();
+    let t = FeatureTable::create(
+        &seg,
+        Schema::new("w", 1, vec![Field::new("x", DType::I64, &[])]).unwrap(),
+    )
+    .unwrap();
+    let before = seg.now_ms();
+    for i in 0..50i64 {
+        let mut r = t.row();
+        r.set("x", &[i]).unwrap();
+        t.put_row(format!("{i}").as_bytes(), &r.finish()).unwrap();
+    }
+    let after = seg.now_ms();
+    let rec = t.get(b"7").unwrap().unwrap();
+    assert!((before..=after).contains(&rec.written_ms()));
+    assert_eq!(rec.bytes().len(), t.layout().row_size);
+    let mut rows: Vec<(Vec<u8>, Vec<u8>, u64)> = t.rows().collect();
+    rows.sort();
+    assert_eq!(rows.len(), 50);
+    assert!(rows.iter().all(|(_, _, w)| (before..=after).contains(w)));
+    let (id, row, _) = &rows[0];
+    assert_eq!(id, b"0");
+    assert_eq!(row, &0i64.to_le_bytes());
+    // A copy keeps the time it is given.
+    t.put_row_at(b"old", &5i64.to_le_bytes(), None, 1234)
+        .unwrap();
+    assert_eq!(t.get(b"old").unwrap().unwrap().written_ms(), 1234);
+}

@@ -231,6 +231,32 @@ impl FeatureTable {
         Ok(keys.len())
     }
 
+    /// Every current row: (ids, rows as an n x row_size uint8 array,
+    /// write times in Unix ms).
+    #[allow(clippy::type_complexity)]
+    fn export_rows<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(
+        Vec<Bound<'py, PyBytes>>,
+        Bound<'py, PyArray2<u8>>,
+        Bound<'py, PyArray1<u64>>,
+    )> {
+        let t = &self.table;
+        let rows: Vec<(Vec<u8>, Vec<u8>, u64)> = py.detach(|| t.rows().collect());
+        let size = t.layout().row_size;
+        let mut flat = Vec::with_capacity(rows.len() * size);
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut written = Vec::with_capacity(rows.len());
+        for (id, row, w) in &rows {
+            ids.push(PyBytes::new(py, id));
+            flat.extend_from_slice(row);
+            written.push(*w);
+        }
+        let arr = PyArray1::from_vec(py, flat).reshape([rows.len(), size])?;
+        Ok((ids, arr, PyArray1::from_vec(py, written)))
+    }
+
     fn delete(&self, id: &Bound<'_, PyAny>) -> PyResult<bool> {
         self.table.delete(key_bytes(id)?).map_err(features_to_py)
     }

@@ -41,7 +41,7 @@ def test_every_dtype_and_shape_round_trips(cache):
               ("u8", "uint64"), ("h", "float16", (2,)), ("f", "float32", (2, 2)),
               ("d", "float64"), ("code", "S5")]
     t = strata.FeatureTable(cache, strata.Schema("every", 1, fields))
-    rec = np.zeros((), t.dtype)
+    rec = np.zeros((), t.row_dtype)
     rec["b"] = True
     rec["i1"] = [-1, 2, -3]
     rec["i2"] = -300
@@ -53,7 +53,8 @@ def test_every_dtype_and_shape_round_trips(cache):
     rec["code"] = b"ab"
     t.put("e", rec)
     got = t.get("e")
-    assert got.tobytes() == rec.tobytes()
+    assert got.tobytes()[: t.row_dtype.itemsize] == rec.tobytes()[: t.row_dtype.itemsize]
+    assert abs(int(got["_written_ms"]) - time.time() * 1000) < 60_000
     x = t.assemble("e", dtype=np.float64)
     want = np.concatenate([np.asarray(rec[n], np.float64).ravel() for n in t.names if n != "code"])
     np.testing.assert_array_equal(x, want)
@@ -355,3 +356,29 @@ def test_a_consumer_killed_mid_batch_loses_nothing_and_keeps_order(cache, name, 
     for e in range(entities):
         assert t.get(f"e{e}")["n"] == rounds - 1
     assert r.xpending("upd", "g")["pending"] == 0
+
+
+def test_export_writes_rows_with_their_write_times(cache, tmp_path):
+    t = strata.FeatureTable(cache, strata.Schema("ex", 1, USER + [("emb", "float32", (2, 2))]))
+    rng = np.random.default_rng(3)
+    n = 300
+    cols = _user_columns(n, rng)
+    cols["emb"] = rng.random((n, 2, 2)).astype(np.float32)
+    before = time.time() * 1000
+    t.put_many([f"u{i}" for i in range(n)], cols)
+    after = time.time() * 1000
+    for ext in ("npz", "parquet"):
+        path = tmp_path / f"snap.{ext}"
+        assert t.export(path) == n
+        copy = strata.FeatureTable(cache, strata.Schema(f"copy_{ext}", 1, USER + [("emb", "float32", (2, 2))]))
+        assert copy.load_file(path, progress=False).rows == n
+        for i in (0, 17, n - 1):
+            a, b = t.get(f"u{i}"), copy.get(f"u{i}")
+            for name in t.names:
+                np.testing.assert_array_equal(a[name], b[name])
+    z = np.load(tmp_path / "snap.npz")
+    assert ((z["written_ms"] >= before - 5) & (z["written_ms"] <= after + 5)).all()
+    import pyarrow.parquet as pq
+
+    pt = pq.read_table(tmp_path / "snap.parquet")
+    assert str(pt.schema.field("written_at").type) == "timestamp[ms]"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -99,13 +99,16 @@ class FeatureTable:
         self.name: str = t.name
         self.version: int = t.version
         self.schema = Schema(t.name, t.version, [(n, ty, tuple(sh)) for n, ty, sh, _ in fields])
-        #: The row as a NumPy structured dtype (packed, fields aligned to their size).
-        self.dtype = np.dtype({
-            "names": [n for n, _, _, _ in fields],
-            "formats": [(ty, tuple(sh)) if sh else ty for n, ty, sh, _ in fields],
-            "offsets": [off for _, _, _, off in fields],
-            "itemsize": t.row_size,
-        })
+        names = [n for n, _, _, _ in fields]
+        formats: list = [(ty, tuple(sh)) if sh else ty for n, ty, sh, _ in fields]
+        offsets = [off for _, _, _, off in fields]
+        #: A row as written: the fields, packed, each aligned to its size.
+        self.row_dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                                   "itemsize": t.row_size})
+        #: A record as read: the row and its write time (``_written_ms``,
+        #: Unix milliseconds) after it.
+        self.dtype = np.dtype({"names": names + ["_written_ms"], "formats": formats + ["<u8"],
+                               "offsets": offsets + [t.row_size], "itemsize": t.row_size + 8})
         self._plans: dict = {}
         self._all = self._plan(None)
         #: Field names, in order.
@@ -126,7 +129,7 @@ class FeatureTable:
             arr = np.asarray(record)
             if arr.dtype.names is None:
                 raise TypeError("a record is a structured array or scalar of the table's dtype, or a dict")
-            fields = {n: arr[n] for n in arr.dtype.names}
+            fields = {n: arr[n] for n in arr.dtype.names if n != "_written_ms"}
         elif record is not None:
             fields = record
         unknown = set(fields) - set(self.names)
@@ -136,7 +139,7 @@ class FeatureTable:
         missing = [n for n in self.names if n not in fields]
         if missing and whole:
             raise ValueError(f"missing fields {missing}: a row is written whole")
-        row = np.zeros((), self.dtype)
+        row = np.zeros((), self.row_dtype)
         for name, value in fields.items():
             row[name] = self._checked(name, np.asarray(value), ())
         return row
@@ -182,10 +185,10 @@ class FeatureTable:
         missing = [m for m in self.names if m not in columns]
         if unknown or missing:
             raise ValueError(f"columns: unknown {sorted(unknown)}, missing {missing}")
-        rows = np.zeros(n, self.dtype)
+        rows = np.zeros(n, self.row_dtype)
         for name, col in columns.items():
             rows[name] = self._checked(name, np.asarray(col), (n,))
-        return self._t.put_rows(ids, rows.view(np.uint8).reshape(n, self.dtype.itemsize))
+        return self._t.put_rows(ids, rows.view(np.uint8).reshape(n, self.row_dtype.itemsize))
 
     def delete(self, entity_id: Union[str, bytes]) -> bool:
         return self._t.delete(entity_id)
@@ -265,6 +268,41 @@ class FeatureTable:
 
         c = StreamConsumer(self, redis, stream, group, consumer, batch, block_ms, dead_letter)
         return c.start() if start else c
+
+    # Export
+
+    def export(self, path: Union[str, "os.PathLike[str]"], id_column: str = "id") -> int:
+        """Writes every current row, with its write time, to ``.parquet``
+        (pyarrow; ``written_at`` as a millisecond timestamp, shaped fields
+        as fixed-size lists) or ``.npz`` (an array per field, the ids, and
+        ``written_ms``): a point-in-time copy for training-serving skew
+        checks. Returns the number of rows."""
+        path = os.fspath(path)
+        ids, raw, written = self._t.export_rows()
+        recs = raw.view(self.row_dtype).reshape(-1) if len(ids) else np.zeros(0, self.row_dtype)
+        id_arr = np.array([i.decode("utf-8", "surrogateescape") for i in ids], dtype=object)
+        if path.endswith(".npz"):
+            arrays: Dict[str, Any] = {id_column: id_arr.astype(str), "written_ms": written}
+            arrays.update({n: recs[n] for n in self.names})
+            np.savez(path, **arrays)
+        elif path.endswith(".parquet"):
+            try:
+                import pyarrow as pa  # type: ignore[import-untyped]
+                import pyarrow.parquet as pq  # type: ignore[import-untyped]
+            except ImportError as e:
+                raise ImportError("exporting Parquet needs pyarrow: pip install strata[parquet]") from e
+            cols = {id_column: pa.array(list(id_arr), pa.string())}
+            for n in self.names:
+                v = np.ascontiguousarray(recs[n])
+                arr = pa.array(v.reshape(len(v), -1)[:, 0] if not v.shape[1:] else v.ravel())
+                for d in reversed(v.shape[1:]):
+                    arr = pa.FixedSizeListArray.from_arrays(arr, d)
+                cols[n] = arr
+            cols["written_at"] = pa.array(written.astype("datetime64[ms]"))
+            pq.write_table(pa.table(cols), path)
+        else:
+            raise ValueError(f"{path}: export to .parquet or .npz")
+        return len(ids)
 
     # Evolution
 

@@ -59,8 +59,8 @@ def decode(table: "FeatureTable", fields: Dict[bytes, bytes]) -> Tuple[bytes, Op
     if v is not None and v != str(table.version).encode():
         raise BadMessage(f"schema version {v.decode(errors='replace')}, the table is at {table.version}")
     row = fields.get(b"row")
-    if row is not None and len(row) != table.dtype.itemsize:
-        raise BadMessage(f"row of {len(row)} bytes, the table's rows have {table.dtype.itemsize}")
+    if row is not None and len(row) != table.row_dtype.itemsize:
+        raise BadMessage(f"row of {len(row)} bytes, the table's rows have {table.row_dtype.itemsize}")
     parts = {}
     for k, val in fields.items():
         if k.startswith(b"f."):
@@ -138,14 +138,14 @@ class StreamConsumer:
         if row is not None and not parts:
             t._t.put_row(eid, np.frombuffer(row, np.uint8), None)
             return
-        rec = np.zeros((), t.dtype)
+        rec = np.zeros((), t.row_dtype)
         if row is not None:
-            rec = np.frombuffer(row, t.dtype).reshape(())
+            rec = np.frombuffer(row, t.row_dtype).reshape(()).copy()
         else:
             cur = t.get(eid)
             if cur is not None:
-                rec = cur.copy()
-        rec = rec.copy()
+                for name in t.names:
+                    rec[name] = cur[name]
         for name, raw in parts.items():
             ft = t._types[name]
             rec[name] = np.frombuffer(raw, ft.base).reshape(ft.shape)
