@@ -248,7 +248,7 @@ impl FeatureTable {
                 .filter(|&i| self.layout.slots[i].dtype.is_numeric())
                 .collect(),
         };
-        let mut parts = Vec::with_capacity(idx.len());
+        let mut parts: Vec<crate::schema::Slot> = Vec::with_capacity(idx.len());
         for i in idx {
             let s = &self.layout.slots[i];
             if !s.dtype.is_numeric() {
@@ -257,7 +257,17 @@ impl FeatureTable {
                     why: "bytes fields have no numeric value to assemble".into(),
                 });
             }
-            parts.push(s.clone());
+            // A field that follows the previous one in the row with the
+            // same dtype joins it: 199 float32 scalars and a float32[128]
+            // become one copy of 327 values.
+            match parts.last_mut() {
+                Some(p)
+                    if p.dtype == s.dtype && p.offset + p.count * p.dtype.size() == s.offset =>
+                {
+                    p.count += s.count;
+                }
+                _ => parts.push(s.clone()),
+            }
         }
         let width = parts.iter().map(|p| p.count).sum();
         Ok(Plan { parts, width })

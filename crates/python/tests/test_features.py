@@ -382,3 +382,32 @@ def test_export_writes_rows_with_their_write_times(cache, tmp_path):
 
     pt = pq.read_table(tmp_path / "snap.parquet")
     assert str(pt.schema.field("written_at").type) == "timestamp[ms]"
+
+
+def _create_other_schema(name, q):
+    c = strata.Cache(name)
+    try:
+        strata.FeatureTable(c, strata.Schema("user", 1, [("age", "float64")]))
+        q.put("created")
+    except strata.SchemaMismatchError as e:
+        q.put(f"mismatch: {e}")
+
+
+def test_processes_agree_on_the_schema_and_a_fork_reads_the_rows(users, cache, name):
+    users.put("u9", age=9, clicks=90, ltv=0.9, score=0.09)
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_create_other_schema, args=(name, q))
+    p.start()
+    p.join()
+    assert q.get().startswith("mismatch: table \"user\" already exists with another schema")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            x = users.assemble("u9")
+            os.write(w, b"ok" if list(x) == [9, 90, 0.9, np.float32(0.09)] else b"bad")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(r, 2) == b"ok"
