@@ -363,8 +363,8 @@ class FeatureTable:
         if rows > room:
             warnings.warn(
                 f"loading {rows:,} rows into a cache whose index has room for {room:,} more "
-                f"entries (max_entries={st['max_entries']:,}): rows written first will be "
-                "evicted; create the cache with a larger max_entries", stacklevel=3)
+                f"entries (max_entries={st['max_entries']:,}): if they are new keys, rows written "
+                "first will be evicted; create the cache with a larger max_entries", stacklevel=3)
 
     def load_file(self, path: Union[str, "os.PathLike[str]"], id_column: str = "id",
                    batch: int = 100_000, progress: Optional[bool] = None) -> LoadReport:
