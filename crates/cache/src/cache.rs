@@ -47,6 +47,8 @@ pub(crate) struct Counters {
 #[derive(Clone, Debug)]
 pub struct CacheStats {
     pub l0: strata_shm::Stats,
+    /// This process's L0 read latency (one read in 64 per thread timed).
+    pub l0_latency: strata_shm::LatencySnapshot,
     pub l2: Option<TierStatsSnapshot>,
     /// Values fetched from L2 and stored in L0.
     pub promotions: u64,
@@ -387,6 +389,7 @@ impl Cache {
         };
         Ok(CacheStats {
             l0: self.seg.stats()?,
+            l0_latency: self.seg.read_latency(),
             l2: self.l2.as_ref().map(|t| t.stats()),
             promotions: self.promotions.load(Relaxed),
             write_back_pending: pending,

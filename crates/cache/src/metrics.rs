@@ -40,6 +40,10 @@ impl Cache {
         let s = self.stats()?;
         let cache = self.segment().name().to_string();
         let mut figures: Vec<(&str, u64)> = s.l0.fields().to_vec();
+        figures.extend([
+            ("l0_latency_p50_ns", s.l0_latency.p50_ns),
+            ("l0_latency_p99_ns", s.l0_latency.p99_ns),
+        ]);
         if let Some(l2) = &s.l2 {
             figures.extend([
                 ("l2_hits", l2.hits),

@@ -783,6 +783,9 @@ impl Cache {
         }
         {
             let ts = self.tiers.stats().map_err(cache_to_py)?;
+            d.set_item("l0_latency_p50_ns", ts.l0_latency.p50_ns)?;
+            d.set_item("l0_latency_p99_ns", ts.l0_latency.p99_ns)?;
+            d.set_item("l0_latency_samples", ts.l0_latency.samples)?;
             if let Some(l2) = ts.l2 {
                 d.set_item("l2_hits", l2.hits)?;
                 d.set_item("l2_misses", l2.misses)?;

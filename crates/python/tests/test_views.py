@@ -276,3 +276,12 @@ def test_a_forked_child_does_not_reuse_the_parents_pins(memo_cache):
     os.close(w)
     assert os.read(r, 1) == b"1"
     os.waitpid(pid, 0)
+
+
+def test_stats_report_the_sampled_read_latency(cache):
+    cache.set("k", b"v")
+    for _ in range(2000):
+        cache.get_numpy("k")
+    s = cache.stats()
+    assert s["l0_latency_samples"] >= 2000 // 64 - 1
+    assert 0 < s["l0_latency_p50_ns"] <= s["l0_latency_p99_ns"]

@@ -121,6 +121,11 @@ pub fn render(srv: &Shared, asked: &[String]) -> Result<String, Fail> {
                 for (k, v) in l0.fields() {
                     let _ = write!(t, "l0_{k}:{v}\r\n");
                 }
+                let _ = write!(
+                    t,
+                    "l0_latency_p50_ns:{}\r\nl0_latency_p99_ns:{}\r\n",
+                    cache.l0_latency.p50_ns, cache.l0_latency.p99_ns
+                );
                 if let Some(l2) = &cache.l2 {
                     let _ = write!(
                         t,

@@ -128,6 +128,20 @@ pub fn render(srv: &Shared) -> String {
                 l2.latency_p99_us,
             );
         }
+        metric(
+            &mut t,
+            "l0_read_latency_p50_nanoseconds",
+            "gauge",
+            "L0 read latency in the server, 50th percentile (sampled).",
+            c.l0_latency.p50_ns,
+        );
+        metric(
+            &mut t,
+            "l0_read_latency_p99_nanoseconds",
+            "gauge",
+            "L0 read latency in the server, 99th percentile (sampled).",
+            c.l0_latency.p99_ns,
+        );
         metric(&mut t, "l0_entries", "gauge", "Entries in L0.", l0.entries);
         metric(
             &mut t,

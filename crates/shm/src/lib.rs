@@ -35,6 +35,7 @@ mod hash;
 pub mod huge;
 mod janitor;
 mod keys;
+mod latency;
 pub mod layout;
 pub mod liveness;
 mod local;
@@ -64,6 +65,7 @@ pub use error::{Error, Result};
 pub use glob::glob_match;
 pub use janitor::PERIOD as JANITOR_PERIOD;
 pub use keys::Keys;
+pub use latency::LatencySnapshot;
 pub use maintain::MaintainReport;
 
 /// How many forks this process image descends through: a value that

@@ -613,6 +613,7 @@ impl Segment {
     #[inline(always)]
     fn read(&self, key: &[u8], counted: bool) -> Result<Option<Guard<'_>>> {
         let inner = &*self.inner;
+        let timed = crate::latency::ReadLatency::start();
         let ts = local::thread_slot(inner)?;
         let h = KeyHash::new(inner.seed, key);
         let first = inner.first_bucket_off(h);
@@ -626,6 +627,7 @@ impl Segment {
         } else {
             inner.probe(h, first, key)
         };
+        inner.read_latency.finish(timed);
         match found {
             Some(hit) => Ok(Some(Guard { seg: self, ts, hit })),
             None => {
@@ -635,10 +637,17 @@ impl Segment {
         }
     }
 
+    /// This process's read latency in L0 (one lookup in 64 per thread is
+    /// timed, from the call to the value found or missed).
+    pub fn read_latency(&self) -> crate::latency::LatencySnapshot {
+        self.inner.read_latency.snapshot()
+    }
+
     /// Looks a key up and pins its block, for a view that may outlive the
     /// call and cross threads.
     pub fn get_view(&self, key: &[u8]) -> Result<Option<View>> {
         let inner = &*self.inner;
+        let timed = crate::latency::ReadLatency::start();
         let ts = local::thread_slot(inner)?;
         let h = KeyHash::new(inner.seed, key);
         let first = inner.first_bucket_off(h);
@@ -661,6 +670,7 @@ impl Segment {
         if view.is_none() {
             inner.pins().give_back(entry, fork_gen);
         }
+        inner.read_latency.finish(timed);
         Ok(view)
     }
 

@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     /// 1 + the fork generation in which this process started its janitor
     /// thread; 0 if it has none.
     pub janitor_gen: AtomicU64,
+    /// This process's sampled read latency.
+    pub read_latency: crate::latency::ReadLatency,
 }
 
 static NEXT_UID: AtomicU64 = AtomicU64::new(1);
@@ -493,6 +495,7 @@ impl Segment {
                 max_block,
                 me: me.clone(),
                 janitor_gen: AtomicU64::new(0),
+                read_latency: Default::default(),
             }),
         }
     }

@@ -100,8 +100,9 @@ impl Conn {
     }
 }
 
+// Boxed, both: with TLS a client carries its certificates and grows.
 enum Clients {
-    Single(redis::Client),
+    Single(Box<redis::Client>),
     Cluster(Box<redis::cluster::ClusterClient>),
 }
 
@@ -165,9 +166,9 @@ impl RedisTier {
                     "a single server takes one URL; use a cluster for several".into(),
                 ));
             }
-            Clients::Single(
+            Clients::Single(Box::new(
                 redis::Client::open(cfg.urls[0].as_str()).map_err(|e| bad(e.to_string()))?,
-            )
+            ))
         };
         Ok(RedisTier {
             breaker: Breaker::new(cfg.breaker_threshold, cfg.breaker_cool_down),
@@ -222,7 +223,7 @@ impl RedisTier {
                     .set_response_timeout(Some(self.cfg.timeout))
                     .set_number_of_retries(1);
                 Ok(Conn::Single(
-                    ConnectionManager::new_with_config(c.clone(), cfg).await?,
+                    ConnectionManager::new_with_config((**c).clone(), cfg).await?,
                 ))
             }
             Clients::Cluster(c) => Ok(Conn::Cluster(c.get_async_connection().await?)),
