@@ -23,6 +23,7 @@ redis-server for its registry). Each call is timed on its own.
 """
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -183,51 +184,63 @@ def stream_consumer(name, url, stop_after):
         c.run_once()
 
 
-def stream_side(args, r):
-    """XADD to the row being readable, one update at a time, with the
-    consumer in another process."""
+@contextlib.contextmanager
+def redis_server():
+    """A redis-server on a free loopback port, ready; yields the port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     d = tempfile.mkdtemp()
-    redis_proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-                                   "--dir", d], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--dir", d], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(500):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
+                    c.sendall(b"PING\r\n")
+                    if c.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                time.sleep(0.02)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def stream_side(args, r):
+    """XADD to the row being readable, one update at a time, with the
+    consumer in another process."""
+    try:
+        import redis as redis_py
+    except ImportError:
+        r["stream_freshness"] = "not measured (no redis-py)"
+        return
     name = f"bench-fresh-{os.getpid()}"
     cache = strata.Cache(name, memory="64MiB")
     try:
-        import redis as redis_py
-
-        url = f"redis://127.0.0.1:{port}/0"
-        client = redis_py.Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis_py.ConnectionError:
-                time.sleep(0.02)
-        t = strata.FeatureTable(cache, strata.Schema("fresh", 1, [("n", "int64")]))
-        t.put("f", n=-1)
-        p = mp.get_context("spawn").Process(target=stream_consumer, args=(name, url, 120))
-        p.start()
-        time.sleep(1.0)
-        lat = []
-        for k in range(args.stream_updates):
-            start = time.perf_counter_ns()
-            t.publish(client, "f", "fresh", partial=True, n=k)
-            while t.get("f")["n"] != k:
-                pass
-            lat.append(time.perf_counter_ns() - start)
-        p.terminate()
-        p.join()
-        r["stream_freshness"] = summary(np.array(lat))
-    except ImportError:
-        r["stream_freshness"] = "not measured (no redis-py)"
+        with redis_server() as port:
+            url = f"redis://127.0.0.1:{port}/0"
+            client = redis_py.Redis(port=port)
+            t = strata.FeatureTable(cache, strata.Schema("fresh", 1, [("n", "int64")]))
+            t.put("f", n=-1)
+            p = mp.get_context("spawn").Process(target=stream_consumer, args=(name, url, 120))
+            p.start()
+            time.sleep(1.0)
+            lat = []
+            for k in range(args.stream_updates):
+                start = time.perf_counter_ns()
+                t.publish(client, "f", "fresh", partial=True, n=k)
+                while t.get("f")["n"] != k:
+                    pass
+                lat.append(time.perf_counter_ns() - start)
+            p.terminate()
+            p.join()
+            r["stream_freshness"] = summary(np.array(lat))
     finally:
         cache.close()
         strata.drop(name)
-        redis_proc.terminate()
-        redis_proc.wait()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 QUORIN = r"""
@@ -292,24 +305,13 @@ def quorin_side(args, r):
         r["quorin"] = "not measured (no --quorin-venv)"
         return
     py = os.path.join(args.quorin_venv, "bin", "python")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    d = tempfile.mkdtemp()
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-                              "--dir", d], stdout=subprocess.DEVNULL)
-    try:
-        time.sleep(0.3)
+    with redis_server() as port:
         o = subprocess.run([py, "-c", QUORIN, str(port), str(args.entities), str(args.calls)],
                            capture_output=True, text=True)
-        if o.returncode != 0:
-            r["quorin"] = f"failed: {o.stderr.strip().splitlines()[-1] if o.stderr else o.returncode}"
-        else:
-            r["quorin"] = json.loads(o.stdout.strip().splitlines()[-1])
-    finally:
-        redis.terminate()
-        redis.wait()
-        shutil.rmtree(d, ignore_errors=True)
+    if o.returncode != 0:
+        r["quorin"] = f"failed: {o.stderr.strip().splitlines()[-1] if o.stderr else o.returncode}"
+    else:
+        r["quorin"] = json.loads(o.stdout.strip().splitlines()[-1])
 
 
 def main():

@@ -62,6 +62,17 @@ pub struct FeatureTable {
     table: Table,
 }
 
+impl FeatureTable {
+    fn wrap(table: Table, ttl: Option<f64>, default: Option<Vec<u8>>) -> PyResult<Self> {
+        Ok(FeatureTable {
+            table: table
+                .with_ttl(ttl_of(ttl)?)
+                .with_default(default)
+                .map_err(features_to_py)?,
+        })
+    }
+}
+
 #[pymethods]
 impl FeatureTable {
     /// Creates the table, or attaches if it exists with the same schema.
@@ -77,12 +88,7 @@ impl FeatureTable {
     ) -> PyResult<Self> {
         let schema = schema_of(name, version, &fields)?;
         let table = Table::create(cache.seg()?, schema).map_err(features_to_py)?;
-        Ok(FeatureTable {
-            table: table
-                .with_ttl(ttl_of(ttl)?)
-                .with_default(default)
-                .map_err(features_to_py)?,
-        })
+        Self::wrap(table, ttl, default)
     }
 
     /// Attaches to a table that some process created.
@@ -95,12 +101,7 @@ impl FeatureTable {
         default: Option<Vec<u8>>,
     ) -> PyResult<Self> {
         let table = Table::open(cache.seg()?, name).map_err(features_to_py)?;
-        Ok(FeatureTable {
-            table: table
-                .with_ttl(ttl_of(ttl)?)
-                .with_default(default)
-                .map_err(features_to_py)?,
-        })
+        Self::wrap(table, ttl, default)
     }
 
     /// (fields as `fields()` gives them, row size) of a schema, without

@@ -338,32 +338,39 @@ pub fn mget(ex: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
     Ok(())
 }
 
-pub fn mset(ex: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
+/// The key-value pairs of MSET and MSETNX, with Redis's arity error.
+fn pairs<'a>(args: &'a [Bytes], cmd: &str) -> Result<std::slice::Chunks<'a, Bytes>, Fail> {
     if args.len() % 2 == 0 {
-        return Err(err("wrong number of arguments for 'mset' command"));
+        return Err(err(format!(
+            "wrong number of arguments for '{cmd}' command"
+        )));
     }
+    Ok(args[1..].chunks(2))
+}
+
+pub fn mset(ex: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
+    let pairs = pairs(args, "mset")?;
     ex.write_access()?;
-    for pair in args[1..].chunks(2) {
+    for pair in pairs {
         set_value(ex, &pair[0], &pair[1], Expiry::None, Cond::Always, false)?;
     }
     ex.out.ok();
     Ok(())
 }
 
-/// All or nothing against this server's clients (EXEC's lock keeps them
-/// out); another process writing L0 directly may come in between.
+/// Sets all the keys if none exists. The check and the writes are
+/// separate steps: a client writing one of the keys in between is not
+/// seen (docs/server.md says so).
 pub fn msetnx(ex: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
-    if args.len() % 2 == 0 {
-        return Err(err("wrong number of arguments for 'msetnx' command"));
-    }
+    let all = pairs(args, "msetnx")?;
     ex.write_access()?;
-    for pair in args[1..].chunks(2) {
+    for pair in all.clone() {
         if ex.exists(&pair[0])? {
             ex.out.int(0);
             return Ok(());
         }
     }
-    for pair in args[1..].chunks(2) {
+    for pair in all {
         set_value(ex, &pair[0], &pair[1], Expiry::None, Cond::Always, false)?;
     }
     ex.out.int(1);
