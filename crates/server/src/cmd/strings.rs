@@ -115,6 +115,20 @@ fn set_value(
     Ok((wrote, old))
 }
 
+/// SET's and GETEX's expiry options: (unit in ms, absolute) of EX, PX,
+/// EXAT and PXAT.
+fn expiry_option(a: &[u8]) -> Option<(i64, bool)> {
+    [
+        ("ex", 1000, false),
+        ("px", 1, false),
+        ("exat", 1000, true),
+        ("pxat", 1, true),
+    ]
+    .into_iter()
+    .find(|(w, _, _)| eq(a, w))
+    .map(|(_, unit, abs)| (unit, abs))
+}
+
 pub fn set(ex: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
     let (mut cond, mut get, mut keep) = (Cond::Always, false, false);
     let mut exp: Option<(usize, i64, bool)> = None; // (arg index, unit, absolute)
@@ -123,14 +137,7 @@ pub fn set(ex: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
         let a = &args[i];
         let has_next = i + 1 < args.len();
         let timed = exp.is_some();
-        let kind = [
-            ("ex", 1000, false),
-            ("px", 1, false),
-            ("exat", 1000, true),
-            ("pxat", 1, true),
-        ]
-        .into_iter()
-        .find(|(w, _, _)| eq(a, w));
+        let kind = expiry_option(a);
         if eq(a, "nx") && cond != Cond::Present {
             cond = Cond::Absent;
         } else if eq(a, "xx") && cond != Cond::Absent {
@@ -139,7 +146,7 @@ pub fn set(ex: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
             get = true;
         } else if eq(a, "keepttl") && !timed {
             keep = true;
-        } else if let (Some((_, unit, abs)), true, false) = (kind, has_next, keep) {
+        } else if let (Some((unit, abs)), true, false) = (kind, has_next, keep) {
             if let Some((_, u, a)) = exp {
                 if (u, a) != (unit, abs) {
                     return Err(syntax());
@@ -216,18 +223,11 @@ pub fn getex(ex: &mut Exec<'_>, args: &[Bytes]) -> CmdResult {
     let mut i = 2;
     while i < args.len() {
         let a = &args[i];
-        let kind = [
-            ("ex", 1000, false),
-            ("px", 1, false),
-            ("exat", 1000, true),
-            ("pxat", 1, true),
-        ]
-        .into_iter()
-        .find(|(w, _, _)| eq(a, w));
+        let kind = expiry_option(a);
         let set = persist || timed.is_some();
         if eq(a, "persist") && !set {
             persist = true;
-        } else if let (Some((_, unit, abs)), true, false) = (kind, i + 1 < args.len(), set) {
+        } else if let (Some((unit, abs)), true, false) = (kind, i + 1 < args.len(), set) {
             timed = Some((&args[i + 1], unit, abs));
             i += 1;
         } else {
