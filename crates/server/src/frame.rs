@@ -206,72 +206,58 @@ pub fn split_inline(line: &[u8]) -> Option<Vec<Vec<u8>>> {
             return Some(out);
         }
         let mut word = Vec::new();
-        let (mut dq, mut sq) = (false, false);
+        // The quote the word is inside, if any.
+        let mut quote: Option<u8> = None;
         loop {
-            if dq {
-                if i >= n {
-                    return None;
-                }
-                let c = line[i];
-                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' {
-                    if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
-                        word.push(h * 16 + l);
-                        i += 4;
-                        continue;
-                    }
-                }
-                if c == b'\\' && i + 1 < n {
-                    word.push(match line[i + 1] {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 8,
-                        b'a' => 7,
-                        other => other,
-                    });
-                    i += 2;
-                    continue;
-                }
-                if c == b'"' {
-                    // A closing quote must be followed by a space or the end.
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
-                        return None;
-                    }
-                    i += 1;
-                    break;
-                }
-                word.push(c);
-                i += 1;
-            } else if sq {
-                if i >= n {
-                    return None;
-                }
-                let c = line[i];
-                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
-                    word.push(b'\'');
-                    i += 2;
-                    continue;
-                }
-                if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
-                        return None;
-                    }
-                    i += 1;
-                    break;
-                }
-                word.push(c);
-                i += 1;
-            } else {
+            let Some(q) = quote else {
                 if i >= n || line[i].is_ascii_whitespace() {
                     break;
                 }
                 match line[i] {
-                    b'"' => dq = true,
-                    b'\'' => sq = true,
+                    c @ (b'"' | b'\'') => quote = Some(c),
                     c => word.push(c),
                 }
                 i += 1;
+                continue;
+            };
+            if i >= n {
+                return None;
             }
+            let c = line[i];
+            if q == b'"' && c == b'\\' && i + 3 < n && line[i + 1] == b'x' {
+                if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
+                    word.push(h * 16 + l);
+                    i += 4;
+                    continue;
+                }
+            }
+            if q == b'"' && c == b'\\' && i + 1 < n {
+                word.push(match line[i + 1] {
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    b't' => b'\t',
+                    b'b' => 8,
+                    b'a' => 7,
+                    other => other,
+                });
+                i += 2;
+                continue;
+            }
+            if q == b'\'' && c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                word.push(b'\'');
+                i += 2;
+                continue;
+            }
+            if c == q {
+                // A closing quote must be followed by a space or the end.
+                if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    return None;
+                }
+                i += 1;
+                break;
+            }
+            word.push(c);
+            i += 1;
         }
         out.push(word);
     }
