@@ -25,6 +25,13 @@ pub enum Error {
         retry_in: Duration,
     },
 
+    /// The tier cannot do this at all (L1 keeps no shared counters).
+    #[error("{tier} does not support {operation}")]
+    Unsupported {
+        tier: &'static str,
+        operation: &'static str,
+    },
+
     /// A value larger than the tier stores (Redis: 512 MB).
     #[error("a value of {len} bytes is larger than {tier} stores (at most {max})")]
     ValueTooLarge {

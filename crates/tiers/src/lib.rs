@@ -1,5 +1,6 @@
-//! The tiers of strata that sit behind L0, the shared-memory segment: L2
-//! (Redis or Redis Cluster) today, L1 (in-process) and L1.5 (SSD) next.
+//! The tiers of strata that sit behind L0, the shared-memory segment:
+//! L1 (in-process, [`L1Tier`]) and L2 (Redis or Redis Cluster); L1.5
+//! (SSD) next. The eviction policies are in [`policy`].
 //! Each implements one small, synchronous [`Tier`] trait. L0 is not a
 //! `Tier`: the tiered cache holds its segment directly, so that a hit
 //! never goes through dynamic dispatch; it walks its tiers only after an
@@ -7,12 +8,17 @@
 
 mod breaker;
 mod error;
+mod l1;
+mod l1_tier;
+pub mod policy;
 mod redis_tier;
 mod stats;
 mod tag_key;
 
 pub use breaker::BreakerState;
 pub use error::{Error, Result};
+pub use l1::{L1Config, L1Stats, ENTRY_OVERHEAD, L1, L1_DEFAULT_POLICY};
+pub use l1_tier::{L1Tier, L1Value};
 pub use redis_tier::{RedisConfig, RedisTier, REDIS_MAX_VALUE};
 pub use stats::{TierStats, TierStatsSnapshot};
 pub use tag_key::tag_key;

@@ -1,0 +1,159 @@
+//! S3-FIFO (Yang et al., SOSP 2023): a small FIFO queue (10% of the
+//! capacity) that newcomers enter, a main FIFO with 2-bit access counts
+//! reinserted on eviction (a clock), and a ghost queue of keys recently
+//! evicted from the small queue. A key leaving the small queue goes to
+//! main if it was hit while there; a key found in the ghost enters main
+//! directly. One-hit wonders thus leave quickly without disturbing main.
+
+use super::list::{Arena, KeyMap, List};
+use super::{Policy, PolicyKind};
+use std::collections::VecDeque;
+
+const SMALL: u8 = 0;
+const MAIN: u8 = 1;
+
+pub(crate) struct S3Fifo {
+    a: Arena,
+    small: List,
+    main: List,
+    cap: u64,
+    small_cap: u64,
+    /// Ghost keys with the sequence number of their entry, oldest first;
+    /// a key re-ghosted leaves a stale pair behind, skipped by sequence.
+    ghost: VecDeque<(u64, u64)>,
+    ghost_index: KeyMap<u64>,
+    ghost_seq: u64,
+}
+
+impl S3Fifo {
+    pub fn new(cap: u64, entries: usize) -> Self {
+        S3Fifo {
+            a: Arena::with_capacity(entries),
+            small: List::default(),
+            main: List::default(),
+            cap,
+            small_cap: (cap / 10).max(1),
+            ghost: VecDeque::new(),
+            ghost_index: KeyMap::default(),
+            ghost_seq: 0,
+        }
+    }
+
+    /// The ghost remembers about as many keys as main holds.
+    fn ghost_add(&mut self, key: u64) {
+        self.ghost_seq += 1;
+        self.ghost.push_back((key, self.ghost_seq));
+        self.ghost_index.insert(key, self.ghost_seq);
+        let limit = self.main.len.max(self.a.len()).max(1);
+        while self.ghost_index.len() > limit {
+            match self.ghost.pop_front() {
+                Some((k, seq)) => {
+                    if self.ghost_index.get(&k) == Some(&seq) {
+                        self.ghost_index.remove(&k);
+                    }
+                }
+                None => break,
+            }
+        }
+        // Stale pairs can pile up when keys are re-ghosted often.
+        if self.ghost.len() > 2 * limit + 64 {
+            let index = &self.ghost_index;
+            self.ghost.retain(|(k, s)| index.get(k) == Some(s));
+        }
+    }
+
+    fn evict_one(&mut self, evicted: &mut Vec<u64>) -> bool {
+        loop {
+            if self.small.weight >= self.small_cap || self.main.is_empty() {
+                let Some(t) = self.small.pop_tail(&mut self.a) else {
+                    return false;
+                };
+                if self.a.node(t).freq > 0 {
+                    let n = self.a.node_mut(t);
+                    n.freq = 0;
+                    n.queue = MAIN;
+                    self.main.push_head(&mut self.a, t);
+                    continue;
+                }
+                let key = self.a.release(t).key;
+                self.ghost_add(key);
+                evicted.push(key);
+                return true;
+            }
+            let Some(t) = self.main.pop_tail(&mut self.a) else {
+                return false;
+            };
+            if self.a.node(t).freq > 0 {
+                self.a.node_mut(t).freq -= 1;
+                self.main.push_head(&mut self.a, t);
+                continue;
+            }
+            evicted.push(self.a.release(t).key);
+            return true;
+        }
+    }
+}
+
+impl Policy for S3Fifo {
+    fn kind(&self) -> PolicyKind {
+        PolicyKind::S3Fifo
+    }
+    fn capacity(&self) -> u64 {
+        self.cap
+    }
+    fn weight(&self) -> u64 {
+        self.small.weight + self.main.weight
+    }
+    fn len(&self) -> usize {
+        self.a.len()
+    }
+    fn contains(&self, key: u64) -> bool {
+        self.a.get(key).is_some()
+    }
+
+    fn touch(&mut self, key: u64) -> bool {
+        match self.a.get(key) {
+            Some(i) => {
+                let n = self.a.node_mut(i);
+                n.freq = (n.freq + 1).min(3);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn insert(&mut self, key: u64, weight: u32, evicted: &mut Vec<u64>) -> bool {
+        let w = u64::from(weight);
+        if w > self.cap || self.a.get(key).is_some() {
+            return false;
+        }
+        while self.weight() + w > self.cap {
+            if !self.evict_one(evicted) {
+                break;
+            }
+        }
+        if self.ghost_index.remove(&key).is_some() {
+            let i = self.a.alloc(key, weight, MAIN);
+            self.main.push_head(&mut self.a, i);
+        } else {
+            let i = self.a.alloc(key, weight, SMALL);
+            self.small.push_head(&mut self.a, i);
+        }
+        true
+    }
+
+    fn remove(&mut self, key: u64) -> bool {
+        match self.a.get(key) {
+            Some(i) => {
+                if self.a.node(i).queue == SMALL {
+                    self.small.unlink(&mut self.a, i);
+                } else {
+                    self.main.unlink(&mut self.a, i);
+                }
+                self.a.release(i);
+                true
+            }
+            None => false,
+        }
+    }
+}
