@@ -167,7 +167,7 @@ impl List {
     }
 
     /// Moves a node of this list to its head.
-    pub fn to_head(&mut self, a: &mut Arena, i: u32) {
+    pub fn move_to_head(&mut self, a: &mut Arena, i: u32) {
         if self.head != i {
             self.unlink(a, i);
             self.push_head(a, i);

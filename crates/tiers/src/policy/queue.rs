@@ -44,7 +44,7 @@ impl Policy for Queue {
         match self.a.get(key) {
             Some(i) => {
                 if self.kind == PolicyKind::Lru {
-                    self.q.to_head(&mut self.a, i);
+                    self.q.move_to_head(&mut self.a, i);
                 }
                 true
             }

@@ -234,14 +234,14 @@ impl Policy for WTinyLfu {
         };
         self.sketch.increment(key);
         match self.a.node(i).queue {
-            WINDOW => self.window.to_head(&mut self.a, i),
+            WINDOW => self.window.move_to_head(&mut self.a, i),
             PROBATION => {
                 self.probation.unlink(&mut self.a, i);
                 self.a.node_mut(i).queue = PROTECTED;
                 self.protected.push_head(&mut self.a, i);
                 self.demote_protected();
             }
-            _ => self.protected.to_head(&mut self.a, i),
+            _ => self.protected.move_to_head(&mut self.a, i),
         }
         self.climb(true);
         true
