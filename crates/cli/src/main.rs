@@ -10,6 +10,7 @@ mod commands;
 mod load_cmd;
 mod progress;
 mod server_cmd;
+mod simulate;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -197,6 +198,11 @@ enum Command {
     /// 'age:int32,emb:float32[64]' --id-column user_id`. The cache must
     /// exist (`strata init`, with --max-entries for the rows).
     Load(load_cmd::LoadArgs),
+    /// Size a cache from a trace: replay it through L0, L1 and other
+    /// policies at several sizes, draw the miss-ratio curves and
+    /// recommend a size: `strata simulate trace.csv --target-hit-ratio
+    /// 0.9 --plot mrc.svg`.
+    Simulate(simulate::SimulateArgs),
     /// Print a segment's statistics, and its server's if one is running.
     Status {
         #[command(flatten)]
@@ -269,6 +275,7 @@ fn main() -> ExitCode {
         ),
         Command::Status { name, json, check } => commands::status(&ctx, &name.name, json, check),
         Command::Load(args) => load_cmd::run(&ctx, &args),
+        Command::Simulate(args) => simulate::run(&ctx.dir, &args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(&ctx.dir, &args),
         Command::BenchWorker(args) => bench::worker(&ctx.dir, &args),
     };
