@@ -1,12 +1,13 @@
 use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::invalidation::Invalidation;
+use crate::l1::LocalTier;
 use crate::policy::WritePolicy;
 use crate::write_back::{WriteBack, WriteBackConfig};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 use strata_shm::{Segment, SegmentOptions};
-use strata_tiers::{RedisConfig, RedisTier, Tier};
+use strata_tiers::{L1Config, RedisConfig, RedisTier, Tier};
 
 /// Builds a [`Cache`]: L0's options, then the tiers behind it.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ pub struct CacheBuilder {
     create: bool,
     channel: Option<String>,
     invalidation: bool,
+    l1: Option<L1Config>,
 }
 
 impl CacheBuilder {
@@ -34,6 +36,7 @@ impl CacheBuilder {
             create: true,
             channel: None,
             invalidation: true,
+            l1: None,
         }
     }
 
@@ -99,6 +102,20 @@ impl CacheBuilder {
         self
     }
 
+    /// Adds L1, this process's own tier of `bytes`, with its default
+    /// policy: it keeps what L0 evicts through this process's writes or
+    /// refuses to admit, and hands it back (promoted into L0 when L0's
+    /// admission takes it) on an L0 miss before Redis is asked.
+    pub fn l1(self, bytes: u64) -> Self {
+        self.l1_config(L1Config::new(bytes))
+    }
+
+    /// Adds L1 with a policy and sharding of your choice.
+    pub fn l1_config(mut self, cfg: L1Config) -> Self {
+        self.l1 = Some(cfg);
+        self
+    }
+
     pub fn write_back(mut self, cfg: WriteBackConfig) -> Self {
         self.write_back = cfg;
         self
@@ -122,10 +139,35 @@ impl CacheBuilder {
             (None, Some(_)) => WritePolicy::Through,
             (None, None) => WritePolicy::None,
         };
+        // L0's evictions by this process's writes demote into L1, once
+        // L1 exists (it needs the segment first).
+        let holder: Arc<OnceLock<Weak<LocalTier>>> = Arc::new(OnceLock::new());
+        let mut l0 = self.l0.clone();
+        if self.l1.is_some() {
+            let user = l0.on_evict.take();
+            let clock = l0.clock.clone();
+            let h = holder.clone();
+            l0.on_evict = Some(Arc::new(move |e| {
+                if let Some(user) = &user {
+                    user(e);
+                }
+                if let Some(t) = h.get().and_then(Weak::upgrade) {
+                    t.demote(e, clock.now_ms());
+                }
+            }));
+        }
         let seg = if self.create {
-            Segment::open_or_create(&self.name, &self.l0)?
+            Segment::open_or_create(&self.name, &l0)?
         } else {
-            Segment::open(&self.name, &self.l0)?
+            Segment::open(&self.name, &l0)?
+        };
+        let l1 = match &self.l1 {
+            Some(cfg) => {
+                let t = LocalTier::new(&seg, cfg)?;
+                let _ = holder.set(Arc::downgrade(&t));
+                Some(t)
+            }
+            None => None,
         };
         let inval = match &redis {
             Some(r) if self.invalidation => {
@@ -155,6 +197,7 @@ impl CacheBuilder {
             policy,
             self.default_ttl,
             write_back,
+            l1,
         ))
     }
 }

@@ -4,6 +4,7 @@
 use crate::builder::CacheBuilder;
 use crate::error::{Error, Result};
 use crate::invalidation::{Invalidation, OP_KEY};
+use crate::l1::LocalTier;
 use crate::policy::WritePolicy;
 use crate::value::Value;
 use crate::write_back::WriteBack;
@@ -29,6 +30,7 @@ pub struct Cache {
     pub(crate) counters: Counters,
     redis: Option<Arc<RedisTier>>,
     inval: Option<Arc<Invalidation>>,
+    l1: Option<Arc<LocalTier>>,
 }
 
 /// Counters of the serving patterns.
@@ -49,6 +51,16 @@ pub struct CacheStats {
     pub l0: strata_shm::Stats,
     /// This process's L0 read latency (one read in 64 per thread timed).
     pub l0_latency: strata_shm::LatencySnapshot,
+    /// L1, when configured: this process's own tier.
+    pub l1: Option<strata_tiers::L1Stats>,
+    /// Entries L0 evicted through this process's writes that went to L1;
+    /// L1 hits promoted into L0; L1 entries dropped because some process
+    /// changed their key; and times L0's change log lapped this process,
+    /// dropping all of L1.
+    pub l1_demotions: u64,
+    pub l1_promotions: u64,
+    pub l1_invalidated: u64,
+    pub l1_lapped: u64,
     pub l2: Option<TierStatsSnapshot>,
     /// Values fetched from L2 and stored in L0.
     pub promotions: u64,
@@ -94,6 +106,7 @@ impl Cache {
         policy: WritePolicy,
         default_ttl: Option<Duration>,
         write_back: Option<Arc<WriteBack>>,
+        l1: Option<Arc<LocalTier>>,
     ) -> Self {
         if let Some(i) = &inval {
             i.ensure_started();
@@ -102,6 +115,7 @@ impl Cache {
         Cache {
             redis,
             inval,
+            l1,
             seg,
             l2,
             policy,
@@ -184,18 +198,105 @@ impl Cache {
         self.fetch_many_as(keys, false)
     }
 
+    /// Whether anything stands behind L0 (L1 or Redis), so that an L0
+    /// miss is worth a [`Cache::fetch`].
+    pub fn has_tiers(&self) -> bool {
+        self.l1.is_some() || self.l2.is_some()
+    }
+
+    pub fn has_l1(&self) -> bool {
+        self.l1.is_some()
+    }
+
     fn fetch_many_as(&self, keys: &[&[u8]], views: bool) -> Result<Vec<Option<Value>>> {
         self.check_open()?;
-        let Some(l2) = &self.l2 else {
-            return Ok(keys.iter().map(|_| None).collect());
+        let mut out: Vec<Option<Value>> = keys.iter().map(|_| None).collect();
+        // L1 first: this process's copies, each checked against L0's
+        // change log.
+        let missing: Vec<usize> = match &self.l1 {
+            Some(l1) => (0..keys.len())
+                .filter(|&i| match l1.get(keys[i]) {
+                    Some((v, ttl)) => {
+                        out[i] = Some(self.promote_from_l1(l1, keys[i], v, ttl, views));
+                        false
+                    }
+                    None => true,
+                })
+                .collect(),
+            None => (0..keys.len()).collect(),
         };
+        let Some(l2) = &self.l2 else {
+            return Ok(out);
+        };
+        if missing.is_empty() {
+            return Ok(out);
+        }
         let _ = self.invalidation();
-        let fetched = l2.get_many(keys)?;
-        Ok(keys
-            .iter()
-            .zip(fetched)
-            .map(|(key, f)| f.map(|f| self.promote(key, f, views)))
-            .collect())
+        let ask: Vec<&[u8]> = missing.iter().map(|&i| keys[i]).collect();
+        let fetched = l2.get_many(&ask)?;
+        for (&i, f) in missing.iter().zip(fetched) {
+            out[i] = f.map(|f| self.promote(keys[i], f, views));
+        }
+        Ok(out)
+    }
+
+    /// An L1 hit goes back into L0 if L0's admission (its shared
+    /// frequency sketch against the victim) takes it; L1's copy is then
+    /// dropped by the change log. Handed out as a view when admitted.
+    fn promote_from_l1(
+        &self,
+        l1: &LocalTier,
+        key: &[u8],
+        v: strata_tiers::L1Value,
+        ttl: Option<Duration>,
+        view: bool,
+    ) -> Value {
+        let mut opts = PutOptions::default();
+        if let Some(ttl) = ttl {
+            opts = opts.ttl(ttl);
+        }
+        if let Some(tag) = &v.tag {
+            opts = opts.tag(tag.clone());
+        }
+        let stored = matches!(
+            self.seg.put(key, &v.bytes, &opts),
+            Ok(PutOutcome::Inserted | PutOutcome::Updated)
+        );
+        if stored {
+            l1.promotions.fetch_add(1, Relaxed);
+            if view {
+                if let Ok(Some(got)) = self.seg.get_view(key) {
+                    return Value::Shared(got);
+                }
+            }
+        }
+        let (bytes, tag) = crate::l1::owned(v);
+        Value::Owned { bytes, tag }
+    }
+
+    /// After this process wrote `key` in L0: L1 reads the change log up
+    /// to the write, so that its own writes do not lap it.
+    fn synced(&self, key: &[u8]) {
+        if let Some(l1) = &self.l1 {
+            l1.after_write(key);
+        }
+    }
+
+    /// A put into L0; what L0's admission refuses goes to L1, if there is
+    /// one.
+    fn l0_put(&self, key: &[u8], value: &[u8], opts: &PutOptions) -> Result<PutOutcome> {
+        let outcome = self.seg.put(key, value, opts)?;
+        self.synced(key);
+        if let (PutOutcome::Rejected, Some(l1)) = (outcome, &self.l1) {
+            let h = self.seg.key_hash(key);
+            let at = self.seg.change_position(h);
+            let v = strata_tiers::L1Value {
+                bytes: Arc::from(value),
+                tag: opts.tag.clone(),
+            };
+            l1.keep(h, at, key, v, opts.ttl);
+        }
+        Ok(outcome)
     }
 
     /// Stores a value fetched from L2 in L0 with the TTL L2 reported, and
@@ -209,7 +310,7 @@ impl Cache {
             opts = opts.tag(tag.clone());
         }
         let stored = matches!(
-            self.seg.put(key, &f.value, &opts),
+            self.l0_put(key, &f.value, &opts),
             Ok(PutOutcome::Inserted | PutOutcome::Updated)
         );
         if stored {
@@ -266,16 +367,16 @@ impl Cache {
                     self.seg.delete(key)?;
                     return Err(e.into());
                 }
-                Ok(self.seg.put(key, value, &opts)?)
+                self.l0_put(key, value, &opts)
             }
             (WritePolicy::Back, Some(_)) => {
-                let outcome = self.seg.put(key, value, &opts)?;
+                let outcome = self.l0_put(key, value, &opts)?;
                 if let Some(wb) = &self.write_back {
                     wb.put(key, value, opts.tag.clone(), opts.ttl)?;
                 }
                 Ok(outcome)
             }
-            _ => Ok(self.seg.put(key, value, &opts)?),
+            _ => self.l0_put(key, value, &opts),
         }
     }
 
@@ -284,6 +385,7 @@ impl Cache {
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         self.check_open()?;
         let local = self.seg.delete(key)?;
+        self.synced(key);
         let remote = match (self.policy, &self.l2) {
             (WritePolicy::Through, Some(l2)) => {
                 let existed = l2.delete_many(&[key])? > 0;
@@ -335,6 +437,7 @@ impl Cache {
     /// next read anywhere fetches it again.
     pub fn invalidate(&self, key: &[u8]) -> Result<bool> {
         let here = self.seg.delete(key)?;
+        self.synced(key);
         if let Some(inv) = self.invalidation() {
             inv.publish(OP_KEY, &[key])?;
         }
@@ -390,6 +493,11 @@ impl Cache {
         Ok(CacheStats {
             l0: self.seg.stats()?,
             l0_latency: self.seg.read_latency(),
+            l1: self.l1.as_ref().map(|t| t.stats()),
+            l1_demotions: self.l1.as_ref().map_or(0, |t| t.demotions.load(Relaxed)),
+            l1_promotions: self.l1.as_ref().map_or(0, |t| t.promotions.load(Relaxed)),
+            l1_invalidated: self.l1.as_ref().map_or(0, |t| t.dropped.load(Relaxed)),
+            l1_lapped: self.l1.as_ref().map_or(0, |t| t.lapped.load(Relaxed)),
             l2: self.l2.as_ref().map(|t| t.stats()),
             promotions: self.promotions.load(Relaxed),
             write_back_pending: pending,

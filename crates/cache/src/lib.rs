@@ -31,6 +31,7 @@ mod cache;
 mod compute;
 mod error;
 mod invalidation;
+mod l1;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod namespace;
@@ -46,7 +47,8 @@ pub use error::{Error, Result};
 pub use namespace::{Namespace, NS_VERSION_TTL};
 pub use policy::WritePolicy;
 pub use strata_shm::{PutOptions, PutOutcome, Segment, SegmentOptions, TypeTag};
-pub use strata_tiers::{Error as UpstreamError, RedisConfig, TierStatsSnapshot};
+pub use strata_tiers::policy::PolicyKind;
+pub use strata_tiers::{Error as UpstreamError, L1Config, L1Stats, RedisConfig, TierStatsSnapshot};
 pub use value::Value;
 pub use warm::{WarmProgress, WarmReport};
 pub use write_back::WriteBackConfig;

@@ -41,7 +41,7 @@ fn fetch_missing(
     missing: &[usize],
 ) -> PyResult<Vec<(usize, strata::Value)>> {
     let t = &cache.tiers;
-    if missing.is_empty() || !t.has_l2() {
+    if missing.is_empty() || !t.has_tiers() {
         return Ok(Vec::new());
     }
     let wanted: Vec<&[u8]> = missing.iter().map(|&i| keys[i]).collect();

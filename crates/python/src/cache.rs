@@ -92,10 +92,10 @@ impl Cache {
         }
     }
 
-    /// The L2 half of a read that missed L0, without the GIL. None without
-    /// Redis.
+    /// The L1 and L2 half of a read that missed L0, without the GIL. None
+    /// without either.
     pub(crate) fn fetch(&self, py: Python<'_>, key: &[u8]) -> PyResult<Option<strata::Value>> {
-        if !self.tiers.has_l2() {
+        if !self.tiers.has_tiers() {
             return Ok(None);
         }
         py.detach(|| self.tiers.fetch(key)).map_err(cache_to_py)
@@ -120,17 +120,22 @@ fn memory_bytes(memory: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
     let Some(m) = memory else {
         return Ok(DEFAULT_MEMORY);
     };
+    size_bytes(m, "memory")
+}
+
+/// A size given as an int of bytes or a string such as "256MiB".
+fn size_bytes(m: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
     if let Ok(s) = m.cast::<PyString>() {
         return parse_size(s.to_str()?).map_err(to_py);
     }
     if m.is_instance_of::<PyInt>() {
-        return m
-            .extract::<u64>()
-            .map_err(|_| PyValueError::new_err("memory must be a positive number of bytes"));
+        return m.extract::<u64>().map_err(|_| {
+            PyValueError::new_err(format!("{what} must be a positive number of bytes"))
+        });
     }
-    Err(PyTypeError::new_err(
-        "memory must be an int or a size string such as \"1GiB\"",
-    ))
+    Err(PyTypeError::new_err(format!(
+        "{what} must be an int or a size string such as \"1GiB\""
+    )))
 }
 
 /// Warns when an existing cache was attached to with a `memory` or
@@ -185,7 +190,7 @@ pub(crate) fn resolve<'py>(
 #[pymethods]
 impl Cache {
     #[new]
-    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0, max_entries = None, huge_pages = true, trust_foreign = false, redis = None, redis_cluster = None, write = None, ttl = None, channel = None))]
+    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0, max_entries = None, huge_pages = true, trust_foreign = false, redis = None, redis_cluster = None, write = None, ttl = None, channel = None, l1 = None, l1_policy = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -202,6 +207,8 @@ impl Cache {
         write: Option<String>,
         ttl: Option<f64>,
         channel: Option<String>,
+        l1: Option<&Bound<'_, PyAny>>,
+        l1_policy: Option<String>,
     ) -> PyResult<Self> {
         let memo = usize::try_from(memo)
             .map_err(|_| PyValueError::new_err(format!("memo must be 0 or more, not {memo}")))?;
@@ -237,6 +244,26 @@ impl Cache {
         }
         if let Some(ch) = &channel {
             b = b.invalidation_channel(ch);
+        }
+        match (l1, &l1_policy) {
+            (Some(size), policy) => {
+                let bytes = size_bytes(size, "l1")?;
+                if bytes == 0 {
+                    return Err(PyValueError::new_err("l1 must be more than 0 bytes"));
+                }
+                let mut cfg = strata::L1Config::new(bytes);
+                if let Some(p) = policy {
+                    cfg = cfg.policy(
+                        p.parse::<strata::PolicyKind>()
+                            .map_err(|e| PyValueError::new_err(e.to_string()))?,
+                    );
+                }
+                b = b.l1_config(cfg);
+            }
+            (None, Some(_)) => {
+                return Err(PyValueError::new_err("l1_policy needs l1= (its size)"));
+            }
+            (None, None) => {}
         }
         // Creating reserves and zeroes the memory: let other threads run.
         let tiers = py.detach(|| b.build()).map_err(cache_to_py)?;
@@ -394,7 +421,7 @@ impl Cache {
             opts = opts.tag(tag);
         }
         let t = &self.tiers;
-        if t.has_l2() || t.default_ttl().is_some() {
+        if t.has_tiers() || t.default_ttl().is_some() {
             // Through the write policy; Redis is waited for without the GIL.
             let bytes = payload.bytes();
             let outcome = py
@@ -794,6 +821,19 @@ impl Cache {
                 d.set_item("l2_latency_p50_us", l2.latency_p50_us)?;
                 d.set_item("l2_latency_p99_us", l2.latency_p99_us)?;
                 d.set_item("l2_breaker", l2.breaker)?;
+            }
+            if let Some(l1) = ts.l1 {
+                d.set_item("l1_hits", l1.hits)?;
+                d.set_item("l1_misses", l1.misses)?;
+                d.set_item("l1_entries", l1.entries)?;
+                d.set_item("l1_bytes", l1.weight)?;
+                d.set_item("l1_capacity", l1.capacity)?;
+                d.set_item("l1_evictions", l1.evictions)?;
+                d.set_item("l1_rejections", l1.rejections)?;
+                d.set_item("l1_demotions", ts.l1_demotions)?;
+                d.set_item("l1_promotions", ts.l1_promotions)?;
+                d.set_item("l1_invalidated", ts.l1_invalidated)?;
+                d.set_item("l1_lapped", ts.l1_lapped)?;
             }
             d.set_item("promotions", ts.promotions)?;
             d.set_item("write_back_pending", ts.write_back_pending)?;

@@ -4,7 +4,7 @@
 //! `docs/design/l0-segment.md` specifies the same thing in prose.
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"STRATAL0");
-pub const LAYOUT_VERSION: u64 = 4;
+pub const LAYOUT_VERSION: u64 = 5;
 
 pub const KIB: u64 = 1024;
 pub const MIB: u64 = 1024 * KIB;
@@ -30,6 +30,11 @@ pub const LIMBO_OFFSET: u64 = 2 * KIB;
 pub const LIMBO_ENTRY: u64 = 16;
 pub const LIMBO_CAPACITY: u64 = (SHARD_HEADER_SIZE - LIMBO_OFFSET) / LIMBO_ENTRY;
 pub const SLOTS_PER_BUCKET: u64 = 8;
+/// The change log of a shard: its head (alone on a line), then a ring of
+/// key hashes, about one per entry the shard holds, within these bounds.
+pub const MIN_CHANGE_SLOTS: u64 = 1024;
+pub const MAX_CHANGE_SLOTS: u64 = 1 << 16;
+pub const CHANGE_HEAD: u64 = 64;
 /// A bucket's first line: its slot words.
 pub const TAG_LINE: u64 = 64;
 const _: () = assert!(
@@ -88,6 +93,8 @@ pub mod hdr {
     pub const JANITOR: u64 = 216;
     /// A checksum of the fields fixed at creation (0..CREATED_MS).
     pub const CHECKSUM: u64 = 224;
+    /// The offset of the change logs (one ring per shard).
+    pub const OFF_CHANGES: u64 = 232;
     /// Global epoch, alone on its 128-byte line.
     pub const EPOCH: u64 = 256;
     /// Hit and miss counts of reader slots that have been released.
@@ -210,6 +217,9 @@ pub struct Layout {
     pub sketch: u64,
     pub slab_meta: u64,
     pub bitmaps: u64,
+    pub changes: u64,
+    /// Slots of each shard's change log.
+    pub change_slots: u64,
     pub arena: u64,
 }
 
@@ -259,7 +269,14 @@ impl Layout {
         let sketch = index + shard_count * buckets_per_shard * BUCKET_SIZE;
         let slab_meta = sketch + sketch_blocks * SKETCH_BLOCK;
         let bitmaps = slab_meta + max_slabs * SLAB_META_SIZE;
-        let arena = round_up(bitmaps + max_slabs * BITMAP_SIZE, SLAB_SIZE);
+        let changes = bitmaps + max_slabs * BITMAP_SIZE;
+        let change_slots = (max_entries / shard_count)
+            .next_power_of_two()
+            .clamp(MIN_CHANGE_SLOTS, MAX_CHANGE_SLOTS);
+        let arena = round_up(
+            changes + shard_count * (CHANGE_HEAD + change_slots * 8),
+            SLAB_SIZE,
+        );
         if arena >= region_size {
             return Err(format!(
                 "{} MiB leaves no room for data after the index; ask for more memory or fewer entries",
@@ -282,6 +299,8 @@ impl Layout {
             sketch,
             slab_meta,
             bitmaps,
+            changes,
+            change_slots,
             arena,
         })
     }
@@ -293,7 +312,7 @@ impl Layout {
             "v{LAYOUT_VERSION} hdr={HEADER_SIZE} slab={SLAB_SIZE} slots={READER_SLOTS}x{SLOT_SIZE} \
              pins={PINS_PER_ENTRY}xentries/{PIN_ENTRIES}:{MIN_PIN_PAGES}..{MAX_PIN_PAGES}x{PIN_PAGE_SIZE}/{PIN_PAGE_HEADER} shard={SHARD_HEADER_SIZE}/{LIMBO_OFFSET}/{LIMBO_ENTRY} \
              bucket={TAG_LINE}+{SLOTS_PER_BUCKET}x{ENTRY_SIZE}:{:?} sketch={SKETCH_BLOCK} slabmeta={SLAB_META_SIZE} \
-             bitmap={BITMAP_SIZE} block={BLOCK_HEADER} classes={:?} aligned={}x{:?} epoch={} locks={SLOT_LOCK_BASE}/{PIN_LOCK_BASE}",
+             bitmap={BITMAP_SIZE} changes={CHANGE_HEAD}+entries/shards:{MIN_CHANGE_SLOTS}..{MAX_CHANGE_SLOTS}x8 block={BLOCK_HEADER} classes={:?} aligned={}x{:?} epoch={} locks={SLOT_LOCK_BASE}/{PIN_LOCK_BASE}",
             [entry::LENS, entry::EXPIRY, entry::USAGE, entry::HASH, entry::INLINE],
             crate::classes::all(),
             crate::classes::HEAD,
@@ -308,6 +327,9 @@ impl Layout {
     }
     pub fn pin_page_off(&self, page: u64) -> u64 {
         self.pins + page * PIN_PAGE_SIZE
+    }
+    pub fn change_ring_off(&self, shard: u64) -> u64 {
+        self.changes + shard * (CHANGE_HEAD + self.change_slots * 8)
     }
     pub fn shard_off(&self, shard: u64) -> u64 {
         self.shards + shard * SHARD_HEADER_SIZE

@@ -23,6 +23,7 @@
 
 mod alloc;
 mod block;
+mod changes;
 mod check;
 pub mod classes;
 mod clock;

@@ -24,6 +24,15 @@ pub struct Evicted<'a> {
     pub value: &'a [u8],
     pub tag: Option<TypeTag>,
     pub reason: EvictReason,
+    /// When it would have expired (Unix ms, the segment's clock); None
+    /// if never.
+    pub expires_at_ms: Option<u64>,
+    /// The position of the key's shard in the change log at this moment
+    /// (see [`crate::Segment::change_position`]): a copy kept elsewhere is
+    /// stale once the key's hash appears at or after it.
+    pub change_position: (u64, u64),
+    /// The key's hash, as the change log records it.
+    pub hash: u64,
 }
 
 /// Called with the shard's writer lock held: keep it short, and do not

@@ -117,7 +117,7 @@ fn check_ownership(path: &Path, file: &File) -> Result<()> {
 
 /// The header fields that restate the layout: written at creation, and
 /// required to match the recomputed layout on attach.
-fn layout_fields(lay: &Layout) -> [(u64, u64); 14] {
+fn layout_fields(lay: &Layout) -> [(u64, u64); 15] {
     [
         (hdr::SHARD_COUNT, lay.shard_count),
         (hdr::BUCKETS, lay.buckets_per_shard),
@@ -133,6 +133,7 @@ fn layout_fields(lay: &Layout) -> [(u64, u64); 14] {
         (hdr::OFF_SLAB_META, lay.slab_meta),
         (hdr::OFF_BITMAPS, lay.bitmaps),
         (hdr::OFF_ARENA, lay.arena),
+        (hdr::OFF_CHANGES, lay.changes),
     ]
 }
 

@@ -131,6 +131,9 @@ impl Inner {
                 } else {
                     EvictReason::Capacity
                 },
+                expires_at_ms: Some(f.hdr.expiry(r)).filter(|&e| e != 0),
+                change_position: (shard, crate::changes::head(r, &self.layout, shard)),
+                hash: f.hdr.hash,
             });
         }
         if r.compare_exchange(f.slot, f.word, 0).is_err() {
@@ -455,6 +458,9 @@ impl Segment {
         inner.sketch.increment(r, h.0);
 
         let _guard = inner.lock_shard(&ts, shard);
+        // Every write attempt, even one refused below, tells other
+        // processes' copies (their L1s) that the key's value moved on.
+        crate::changes::append(r, &inner.layout, shard, h.0);
         failpoint::hit("holding_lock");
         inner.ensure_limbo_room(&ts, shard, 2)?;
         let now = inner.opts.clock.now_ms();
@@ -598,6 +604,7 @@ impl Segment {
         let h = KeyHash::new(inner.seed, key);
         let shard = h.shard(&inner.layout);
         let _guard = inner.lock_shard(&ts, shard);
+        crate::changes::append(&*inner.region, &inner.layout, shard, h.0);
         inner.ensure_limbo_room(&ts, shard, 1)?;
         match inner.locate(h, key) {
             None => Ok(false),

@@ -161,7 +161,12 @@ impl<V: Clone> L1<V> {
 
     /// The value under `key` and the time it has left to live.
     pub fn get_with_ttl(&self, key: &[u8]) -> Option<(V, Option<Duration>)> {
-        let h = hash(key);
+        self.get_hashed(hash(key), key)
+    }
+
+    /// [`L1::get_with_ttl`] with the key's hash given: a cache in front
+    /// of L0 keys its L1 by L0's hash, which L0's change log names.
+    pub fn get_hashed(&self, h: u64, key: &[u8]) -> Option<(V, Option<Duration>)> {
         let mut guard = self.shard(h);
         let s = &mut *guard;
         let found = match s.map.get(&h) {
@@ -206,13 +211,31 @@ impl<V: Clone> L1<V> {
     /// or colder than what it would displace, is not stored (and an older
     /// value under the key is dropped either way).
     pub fn insert(&self, key: &[u8], value: V, weight: usize, ttl: Option<Duration>) -> bool {
-        let h = hash(key);
+        self.insert_hashed(hash(key), key, value, weight, ttl, || true)
+    }
+
+    /// [`L1::insert`] with the key's hash given, storing only if `valid`,
+    /// called under the shard's lock, says the value is still current: a
+    /// remover that runs after `valid` must take the same lock, so it
+    /// cannot miss the entry.
+    pub fn insert_hashed(
+        &self,
+        h: u64,
+        key: &[u8],
+        value: V,
+        weight: usize,
+        ttl: Option<Duration>,
+        valid: impl FnOnce() -> bool,
+    ) -> bool {
         let expires = match ttl {
             Some(t) => self.now_ms().saturating_add(t.as_millis().max(1) as u64),
             None => 0,
         };
         let mut guard = self.shard(h);
         let s = &mut *guard;
+        if !valid() {
+            return false;
+        }
         let weight = u32::try_from(weight).unwrap_or(u32::MAX);
         if let Some(slot) = s.map.get_mut(&h) {
             if &*slot.key == key && slot.weight == weight {
@@ -255,9 +278,24 @@ impl<V: Clone> L1<V> {
         }
     }
 
+    /// Drops whatever entry has the hash `h`; whether there was one.
+    pub fn remove_hashed(&self, h: u64) -> bool {
+        let mut s = self.shard(h);
+        if s.map.remove(&h).is_some() {
+            s.policy.remove(h);
+            true
+        } else {
+            false
+        }
+    }
+
     /// Drops `key`; whether it was there.
     pub fn remove(&self, key: &[u8]) -> bool {
-        let h = hash(key);
+        self.remove_key_hashed(hash(key), key)
+    }
+
+    /// Drops `key`, whose hash is `h`; whether it was there.
+    pub fn remove_key_hashed(&self, h: u64, key: &[u8]) -> bool {
         let mut s = self.shard(h);
         match s.map.get(&h) {
             Some(slot) if &*slot.key == key => {

@@ -152,12 +152,19 @@ class Cache:
         write: Optional[str] = None,
         ttl: Optional[float] = None,
         channel: Optional[str] = None,
+        l1: Union[int, str, None] = None,
+        l1_policy: Optional[str] = None,
     ) -> "Cache":
         """Attach to the named cache, creating it (with `memory` bytes or a
         size such as "1GiB"; default 1 GiB) if `create` is true. `dir`
         defaults to $STRATA_SHM_DIR, else /dev/shm. `memo` > 0 remembers
         up to that many recent get_numpy results per process, of keys read
         at least twice lately (see docs/python.md).
+        `l1` (bytes or a size such as "256MiB") adds this process's own
+        tier: it keeps what L0 evicts through this process's writes or
+        refuses to admit, and answers L0 misses before Redis is asked;
+        `l1_policy` is one of lru, fifo, lfu, s3fifo, wtinylfu (the
+        default) or none.
         `max_entries` sizes a new cache's index (default: one entry per 4
         KiB of memory; each costs 144 bytes of index); raise it for values
         much smaller than 4 KiB. A new cache is built on 2 MiB pages where

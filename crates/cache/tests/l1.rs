@@ -1,0 +1,156 @@
+//! L1, the per-process tier: L0's evictions demote into it, its hits come
+//! back (into L0 when admitted), and a write or delete by another process
+//! drops its copy through L0's change log, even when the log laps it.
+
+mod common;
+
+use common::{spawn_role, ShmDir};
+use std::time::Duration;
+use strata::{Cache, SegmentOptions};
+
+const VALUE: usize = 4096;
+
+/// A small L0 (8 MiB, so a few thousand 4 KiB values) and, with `l1`, an
+/// L1 that holds them all.
+fn cache(dir: &str, l1: bool) -> Cache {
+    let b = Cache::builder("l1").segment_options(
+        SegmentOptions::default()
+            .memory(8 << 20)
+            .dir(dir)
+            .huge_pages(false),
+    );
+    if l1 {
+        b.l1(256 << 20).build().unwrap()
+    } else {
+        b.build().unwrap()
+    }
+}
+
+fn value(i: u64, generation: u8) -> Vec<u8> {
+    let mut v = vec![generation; VALUE];
+    v[..8].copy_from_slice(&i.to_le_bytes());
+    v
+}
+
+fn key(i: u64) -> Vec<u8> {
+    format!("k{i}").into_bytes()
+}
+
+fn read(c: &Cache, i: u64) -> Option<Vec<u8>> {
+    c.get(&key(i)).unwrap().map(|v| v.bytes().to_vec())
+}
+
+#[test]
+fn child_entry() {
+    let Ok(role) = std::env::var("STRATA_TEST_ROLE") else {
+        return;
+    };
+    let dir = std::env::var("SEG_DIR").unwrap();
+    let c = cache(&dir, false);
+    let n: u64 = std::env::var("N").unwrap().parse().unwrap();
+    match role.as_str() {
+        // Rewrites keys 0..n with generation 2, and deletes key n.
+        "rewrite" => {
+            for i in 0..n {
+                c.put(&key(i), &value(i, 2), &Default::default()).unwrap();
+            }
+            c.delete(&key(n)).unwrap();
+        }
+        // Writes n other keys: more changes than the log keeps.
+        "flood" => {
+            for i in 0..n {
+                c.put(format!("other{i}").as_bytes(), b"x", &Default::default())
+                    .unwrap();
+            }
+        }
+        _ => unreachable!(),
+    }
+}
+
+fn fill(c: &Cache, n: u64) {
+    for i in 0..n {
+        c.put(&key(i), &value(i, 1), &Default::default()).unwrap();
+    }
+}
+
+#[test]
+fn evictions_demote_into_l1_and_come_back() {
+    let dir = ShmDir::new("l1-demote");
+    let c = cache(dir.path.to_str().unwrap(), true);
+    fill(&c, 6000);
+    let s = c.stats().unwrap();
+    assert!(s.l0.evictions > 0 && s.l1_demotions > 0, "{s:?}");
+    // Every key is somewhere: L0, or L1 after L0 let it go.
+    for i in 0..6000 {
+        assert_eq!(read(&c, i), Some(value(i, 1)), "key {i}");
+    }
+    let s = c.stats().unwrap();
+    let l1 = s.l1.unwrap();
+    assert!(l1.hits > 0 && l1.weight <= l1.capacity, "{l1:?}");
+    // A cache without L1 on the same segment has lost the early keys.
+    let plain = cache(dir.path.to_str().unwrap(), false);
+    assert!((0..6000).any(|i| read(&plain, i).is_none()));
+}
+
+#[test]
+fn another_process_s_writes_and_deletes_drop_l1_copies() {
+    let dir = ShmDir::new("l1-inval");
+    let path = dir.path.to_str().unwrap();
+    let c = cache(path, true);
+    fill(&c, 6000);
+    let in_l1: Vec<u64> = (0..6000)
+        .filter(|&i| !c.segment().contains(&key(i)).unwrap())
+        .collect();
+    assert!(in_l1.len() > 100);
+    // Another process rewrites the first 200 keys (and deletes key 200),
+    // which pushes some of its new values out of L0 again.
+    let mut child = spawn_role("rewrite", &dir, &[("N", "200".into())]);
+    assert!(child.wait().unwrap().success());
+    for i in 0..200 {
+        let got = read(&c, i);
+        assert!(
+            got.is_none() || got == Some(value(i, 2)),
+            "key {i}: a stale copy"
+        );
+    }
+    assert_eq!(read(&c, 200), None, "deleted by the other process");
+    assert!(c.stats().unwrap().l1_invalidated > 0);
+    // Keys nobody touched are still served from L1.
+    let untouched = in_l1.iter().find(|&&i| i > 200).copied().unwrap();
+    assert_eq!(read(&c, untouched), Some(value(untouched, 1)));
+}
+
+#[test]
+fn a_lapped_change_log_drops_all_of_l1() {
+    let dir = ShmDir::new("l1-lap");
+    let path = dir.path.to_str().unwrap();
+    let c = cache(path, true);
+    fill(&c, 6000);
+    let in_l1: Vec<u64> = (0..6000)
+        .filter(|&i| !c.segment().contains(&key(i)).unwrap())
+        .collect();
+    // Far more writes than the shards' logs keep.
+    let mut child = spawn_role("flood", &dir, &[("N", "200000".into())]);
+    assert!(child.wait().unwrap().success());
+    let i = in_l1[0];
+    let got = read(&c, i);
+    assert!(got.is_none() || got == Some(value(i, 1)));
+    let s = c.stats().unwrap();
+    assert!(s.l1_lapped > 0, "{s:?}");
+    std::thread::sleep(Duration::from_millis(1));
+}
+
+#[test]
+fn l1_respects_ttls_of_demoted_entries() {
+    let dir = ShmDir::new("l1-ttl");
+    let c = cache(dir.path.to_str().unwrap(), true);
+    let short = strata::PutOptions::default().ttl(Duration::from_millis(300));
+    for i in 0..6000 {
+        c.put(&key(i), &value(i, 1), &short).unwrap();
+    }
+    assert!(c.stats().unwrap().l1_demotions > 0);
+    std::thread::sleep(Duration::from_millis(400));
+    for i in 0..6000 {
+        assert_eq!(read(&c, i), None, "key {i} outlived its TTL");
+    }
+}

@@ -1,0 +1,60 @@
+"""L1, each process's own tier: what L0 evicts through this process's
+writes is kept and served, and a write by another process drops it."""
+
+import os
+
+import pytest
+
+import strata
+
+
+def fill(c, n, gen=1):
+    for i in range(n):
+        c.set(f"k{i}", bytes([gen]) * 4096)
+
+
+def test_evicted_values_are_served_from_l1(name):
+    c = strata.Cache(name, memory="8MiB", huge_pages=False, l1="64MiB")
+    try:
+        fill(c, 6000)
+        s = c.stats()
+        assert s["evictions"] > 0 and s["l1_demotions"] > 0
+        for i in range(6000):
+            assert c.get(f"k{i}") == b"\x01" * 4096, i
+        s = c.stats()
+        assert s["l1_hits"] > 0 and s["l1_bytes"] <= s["l1_capacity"]
+        plain = strata.Cache(name)
+        assert any(plain.get(f"k{i}") is None for i in range(6000))
+    finally:
+        c.close()
+
+
+def test_another_process_s_write_drops_the_copy(name):
+    c = strata.Cache(name, memory="8MiB", huge_pages=False, l1="64MiB", l1_policy="s3fifo")
+    try:
+        fill(c, 6000)
+        gone = [i for i in range(6000) if f"k{i}" not in c][:50]
+        assert gone
+        pid = os.fork()
+        if pid == 0:
+            try:
+                other = strata.Cache(name)
+                for i in gone:
+                    other.set(f"k{i}", b"\x02" * 4096)
+                other.delete(f"k{gone[0]}")
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        assert c.get(f"k{gone[0]}") is None
+        for i in gone[1:]:
+            assert c.get(f"k{i}") in (None, b"\x02" * 4096), i
+        assert c.stats()["l1_invalidated"] > 0
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("bad", [dict(l1=0), dict(l1="lots"), dict(l1=[1]), dict(l1="1MiB", l1_policy="arc"),
+                                 dict(l1_policy="lru")])
+def test_bad_l1_arguments_are_refused(name, bad):
+    with pytest.raises((ValueError, TypeError)):
+        strata.Cache(name, memory="8MiB", **bad)
