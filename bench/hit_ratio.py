@@ -197,8 +197,11 @@ def main():
             write_oracle(keys, oracle)
             for sname, cap in sizes.items():
                 row = {"trace": tname, "size": sname, "capacity": cap}
+                # strata's own policies are named "strata-<policy>", apart
+                # from the references of the same name.
                 for p in OURS:
-                    row[p], held = sim[p][cap]
+                    col = p if p in ("l0", "l1") else f"strata-{p}"
+                    row[col], held = sim[p][cap]
                     if p == "l0":
                         row["l0_held"] = held
                 refs = {cap: reference(oracle, cap)}
@@ -210,7 +213,7 @@ def main():
                     refs[l0_cap] = reference(oracle, l0_cap)
                 for name, v in refs[cap].items():
                     row[name] = v
-                for col, c in (("l0", l0_cap), ("l1", cap), ("wtinylfu", cap), ("s3fifo", cap)):
+                for col, c in (("l0", l0_cap), ("l1", cap), ("strata-wtinylfu", cap), ("strata-s3fifo", cap)):
                     if refs[c]:
                         row[f"best@{col}"] = max(refs[c].values())
                         row[f"lru@{col}"] = refs[c]["lru"]
@@ -223,12 +226,12 @@ def main():
                       file=sys.stderr)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    verdicts = {col: gates(rows, col) for col in ("l0", "l1", "wtinylfu", "s3fifo")}
+    verdicts = {col: gates(rows, col) for col in ("l0", "l1", "strata-wtinylfu", "strata-s3fifo")}
     if args.json:
         print(json.dumps({"rows": rows, "gates": verdicts}))
         return
     ref_cols = [p.lower() for p in REFERENCES]
-    cols = ["l0", "l1"] + [c for c in OURS[2:]] + ref_cols
+    cols = ["l0", "l1"] + [f"strata-{c}" for c in OURS[2:]] + ref_cols
     print("| trace | size | " + " | ".join(cols) + " | best online | L0 gap | L1 gap |")
     print("|---|---|" + "---|" * (len(cols) + 3))
     for r in rows:

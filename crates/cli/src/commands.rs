@@ -302,6 +302,7 @@ pub fn status(ctx: &Ctx, name: &str, json: bool, check: bool) -> Result<ExitCode
             v["violations"] = r.violations.clone().into();
         }
         v["server"] = crate::server_cmd::status_json(&ctx.dir, name);
+        v["trace_sample_rate"] = seg.trace_rate().into();
         writeln!(out, "{v}")?;
     } else {
         let pct = |a: u64, b: u64| {
@@ -341,6 +342,13 @@ pub fn status(ctx: &Ctx, name: &str, json: bool, check: bool) -> Result<ExitCode
             s.reader_slots_attached, s.reader_slots_live, s.global_epoch, s.shards, s.repairs
         )?;
         writeln!(out, "pages     {}", page_size(&seg))?;
+        if let Some(rate) = seg.trace_rate() {
+            writeln!(
+                out,
+                "trace     recording at sample rate {rate} ({} dropped so far)",
+                seg.trace_dropped()
+            )?;
+        }
         let server = crate::server_cmd::status_json(&ctx.dir, name);
         if server.is_null() {
             writeln!(

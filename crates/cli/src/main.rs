@@ -11,6 +11,7 @@ mod load_cmd;
 mod progress;
 mod server_cmd;
 mod simulate;
+mod trace_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -203,6 +204,10 @@ enum Command {
     /// recommend a size: `strata simulate trace.csv --target-hit-ratio
     /// 0.9 --plot mrc.svg`.
     Simulate(simulate::SimulateArgs),
+    /// Record the reads a running cache serves (`strata trace record -o
+    /// trace.bin`), for `strata simulate trace.bin`.
+    #[command(subcommand)]
+    Trace(trace_cmd::TraceCommand),
     /// Print a segment's statistics, and its server's if one is running.
     Status {
         #[command(flatten)]
@@ -275,6 +280,7 @@ fn main() -> ExitCode {
         ),
         Command::Status { name, json, check } => commands::status(&ctx, &name.name, json, check),
         Command::Load(args) => load_cmd::run(&ctx, &args),
+        Command::Trace(cmd) => trace_cmd::run(&ctx, &cmd),
         Command::Simulate(args) => simulate::run(&ctx.dir, &args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(&ctx.dir, &args),
         Command::BenchWorker(args) => bench::worker(&ctx.dir, &args),

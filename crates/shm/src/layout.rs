@@ -35,6 +35,12 @@ pub const SLOTS_PER_BUCKET: u64 = 8;
 pub const MIN_CHANGE_SLOTS: u64 = 1024;
 pub const MAX_CHANGE_SLOTS: u64 = 1 << 16;
 pub const CHANGE_HEAD: u64 = 64;
+/// The trace ring: three counters on lines of their own, then records of
+/// 32 bytes, about one slot per 8 entries within these bounds.
+pub const TRACE_HEAD: u64 = 192;
+pub const TRACE_RECORD: u64 = 32;
+pub const MIN_TRACE_SLOTS: u64 = 4096;
+pub const MAX_TRACE_SLOTS: u64 = 1 << 15;
 /// A bucket's first line: its slot words.
 pub const TAG_LINE: u64 = 64;
 const _: () = assert!(
@@ -95,6 +101,11 @@ pub mod hdr {
     pub const CHECKSUM: u64 = 224;
     /// The offset of the change logs (one ring per shard).
     pub const OFF_CHANGES: u64 = 232;
+    /// Trace recording: 0 when off, else the sampling threshold (keys
+    /// whose sample bucket, out of 2^24, is below it are recorded).
+    pub const TRACE_CTL: u64 = 240;
+    /// The offset of the trace ring.
+    pub const OFF_TRACE: u64 = 248;
     /// Global epoch, alone on its 128-byte line.
     pub const EPOCH: u64 = 256;
     /// Hit and miss counts of reader slots that have been released.
@@ -220,6 +231,8 @@ pub struct Layout {
     pub changes: u64,
     /// Slots of each shard's change log.
     pub change_slots: u64,
+    pub trace: u64,
+    pub trace_slots: u64,
     pub arena: u64,
 }
 
@@ -273,10 +286,11 @@ impl Layout {
         let change_slots = (max_entries / shard_count)
             .next_power_of_two()
             .clamp(MIN_CHANGE_SLOTS, MAX_CHANGE_SLOTS);
-        let arena = round_up(
-            changes + shard_count * (CHANGE_HEAD + change_slots * 8),
-            SLAB_SIZE,
-        );
+        let trace = changes + shard_count * (CHANGE_HEAD + change_slots * 8);
+        let trace_slots = (max_entries / 8)
+            .next_power_of_two()
+            .clamp(MIN_TRACE_SLOTS, MAX_TRACE_SLOTS);
+        let arena = round_up(trace + TRACE_HEAD + trace_slots * TRACE_RECORD, SLAB_SIZE);
         if arena >= region_size {
             return Err(format!(
                 "{} MiB leaves no room for data after the index; ask for more memory or fewer entries",
@@ -301,6 +315,8 @@ impl Layout {
             bitmaps,
             changes,
             change_slots,
+            trace,
+            trace_slots,
             arena,
         })
     }
@@ -312,7 +328,7 @@ impl Layout {
             "v{LAYOUT_VERSION} hdr={HEADER_SIZE} slab={SLAB_SIZE} slots={READER_SLOTS}x{SLOT_SIZE} \
              pins={PINS_PER_ENTRY}xentries/{PIN_ENTRIES}:{MIN_PIN_PAGES}..{MAX_PIN_PAGES}x{PIN_PAGE_SIZE}/{PIN_PAGE_HEADER} shard={SHARD_HEADER_SIZE}/{LIMBO_OFFSET}/{LIMBO_ENTRY} \
              bucket={TAG_LINE}+{SLOTS_PER_BUCKET}x{ENTRY_SIZE}:{:?} sketch={SKETCH_BLOCK} slabmeta={SLAB_META_SIZE} \
-             bitmap={BITMAP_SIZE} changes={CHANGE_HEAD}+entries/shards:{MIN_CHANGE_SLOTS}..{MAX_CHANGE_SLOTS}x8 block={BLOCK_HEADER} classes={:?} aligned={}x{:?} epoch={} locks={SLOT_LOCK_BASE}/{PIN_LOCK_BASE}",
+             bitmap={BITMAP_SIZE} changes={CHANGE_HEAD}+entries/shards:{MIN_CHANGE_SLOTS}..{MAX_CHANGE_SLOTS}x8 trace={TRACE_HEAD}+entries/8:{MIN_TRACE_SLOTS}..{MAX_TRACE_SLOTS}x{TRACE_RECORD} block={BLOCK_HEADER} classes={:?} aligned={}x{:?} epoch={} locks={SLOT_LOCK_BASE}/{PIN_LOCK_BASE}",
             [entry::LENS, entry::EXPIRY, entry::USAGE, entry::HASH, entry::INLINE],
             crate::classes::all(),
             crate::classes::HEAD,

@@ -57,6 +57,7 @@ pub mod sketch;
 pub mod slots;
 mod stats;
 mod tag;
+mod trace;
 mod write;
 
 pub use block::MAX_KEY;
@@ -68,6 +69,7 @@ pub use janitor::PERIOD as JANITOR_PERIOD;
 pub use keys::Keys;
 pub use latency::LatencySnapshot;
 pub use maintain::MaintainReport;
+pub use trace::{sample_bucket, TraceRecord, SAMPLE_BUCKETS};
 
 /// How many forks this process image descends through: a value that
 /// changes in a forked child, for per-process state that must not cross a

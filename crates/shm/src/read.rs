@@ -58,6 +58,12 @@ impl Inner {
         // path showed in profiles.
         let touch = found.as_ref().map(|f| self.layout.entry_of(f.slot));
         self.count_access(ts, h, found.is_some(), touch);
+        // Trace recording: one load and a branch while it is off.
+        let ctl = self.region.load(crate::layout::hdr::TRACE_CTL, Relaxed);
+        if ctl != 0 {
+            let size = found.as_ref().map_or(0, |f| f.fields.value_len());
+            crate::trace::record(&*self.region, &self.layout, ctl, h.0, size, found.is_some());
+        }
         found
     }
 

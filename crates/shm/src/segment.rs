@@ -117,7 +117,7 @@ fn check_ownership(path: &Path, file: &File) -> Result<()> {
 
 /// The header fields that restate the layout: written at creation, and
 /// required to match the recomputed layout on attach.
-fn layout_fields(lay: &Layout) -> [(u64, u64); 15] {
+fn layout_fields(lay: &Layout) -> [(u64, u64); 16] {
     [
         (hdr::SHARD_COUNT, lay.shard_count),
         (hdr::BUCKETS, lay.buckets_per_shard),
@@ -134,6 +134,7 @@ fn layout_fields(lay: &Layout) -> [(u64, u64); 15] {
         (hdr::OFF_BITMAPS, lay.bitmaps),
         (hdr::OFF_ARENA, lay.arena),
         (hdr::OFF_CHANGES, lay.changes),
+        (hdr::OFF_TRACE, lay.trace),
     ]
 }
 

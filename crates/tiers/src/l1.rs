@@ -27,8 +27,9 @@ pub struct L1Config {
     /// values plus [`ENTRY_OVERHEAD`] per entry).
     pub capacity: u64,
     pub policy: PolicyKind,
-    /// Shards: a power of two; 0 chooses by capacity (one per 4 MiB, 1 to
-    /// 64), so a small cache is one shard and replays exactly.
+    /// Shards: a power of two; 0 chooses four per core, fewer for a small
+    /// cache (each gets at least 1,024 of weight), so a small cache is
+    /// one shard and replays exactly.
     pub shards: usize,
 }
 
@@ -54,6 +55,10 @@ impl L1Config {
 
 /// L1's default policy, chosen by the hit-ratio suite (docs/sizing.md).
 pub const L1_DEFAULT_POLICY: PolicyKind = PolicyKind::WTinyLfu;
+
+/// The least weight a shard is given when the shard count is chosen by
+/// capacity: with unit weights, 1,024 entries.
+const MIN_SHARD_WEIGHT: u64 = 1024;
 
 /// What an entry costs beyond its key and value: the map slot, the
 /// policy's node and the allocations' headers, roughly.
@@ -107,7 +112,17 @@ fn hash(key: &[u8]) -> u64 {
 impl<V: Clone> L1<V> {
     pub fn new(cfg: &L1Config) -> Self {
         let shards = match cfg.shards {
-            0 => (cfg.capacity >> 22).clamp(1, 64).next_power_of_two() as usize,
+            // Four per core, so threads rarely meet on a lock, but none
+            // smaller than MIN_SHARD_WEIGHT: a small cache stays whole
+            // and replays exactly.
+            0 => {
+                let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+                let by_cores = (4 * cores).next_power_of_two().min(256) as u64;
+                let by_size = (cfg.capacity / MIN_SHARD_WEIGHT).max(1);
+                let n = by_cores.min(by_size);
+                // The largest power of two not above n.
+                (1u64 << (63 - n.leading_zeros())) as usize
+            }
             n => n.next_power_of_two().min(1024),
         };
         let per_shard = cfg.capacity / shards as u64;

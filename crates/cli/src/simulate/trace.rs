@@ -316,8 +316,30 @@ fn read_strata(mut r: impl Read, limit: usize, what: &str) -> Result<Trace> {
     }
     let dropped = le_u64(&head[24..32]);
     let mut t = read_records(r, 16, limit, what, |rec, t| {
-        t.push(le_u64(&rec[0..8]), le_u32(&rec[8..12]).max(1));
+        t.push(le_u64(&rec[0..8]), le_u32(&rec[8..12]));
     })?;
+    // A miss records no size: take the key's size from its nearest hit,
+    // earlier or later; a key never hit weighs 1.
+    let mut known = std::collections::HashMap::new();
+    for pass in 0..2 {
+        let order: Box<dyn Iterator<Item = usize>> = if pass == 0 {
+            Box::new(0..t.keys.len())
+        } else {
+            Box::new((0..t.keys.len()).rev())
+        };
+        for i in order {
+            if t.sizes[i] == 0 {
+                if let Some(&s) = known.get(&t.keys[i]) {
+                    t.sizes[i] = s;
+                }
+            } else {
+                known.insert(t.keys[i], t.sizes[i]);
+            }
+        }
+    }
+    for s in &mut t.sizes {
+        *s = (*s).max(1);
+    }
     t.sized = true;
     t.sample_rate = rate;
     t.dropped = dropped;
@@ -325,7 +347,6 @@ fn read_strata(mut r: impl Read, limit: usize, what: &str) -> Result<Trace> {
 }
 
 /// The header of a strata trace (the recorder writes it).
-#[allow(dead_code)]
 pub fn strata_header(sample_rate: f64, dropped: u64) -> [u8; STRATA_HEADER] {
     let mut h = [0u8; STRATA_HEADER];
     h[0..8].copy_from_slice(STRATA_MAGIC);

@@ -4,6 +4,7 @@
 //! values: the tier that owns it stores those, and a simulator needs none.
 //! Each is single-threaded; a concurrent tier shards and locks around it.
 
+mod ghost;
 mod lfu;
 mod list;
 mod queue;

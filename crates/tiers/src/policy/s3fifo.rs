@@ -5,9 +5,9 @@
 //! main if it was hit while there; a key found in the ghost enters main
 //! directly. One-hit wonders thus leave quickly without disturbing main.
 
-use super::list::{Arena, KeyMap, List};
+use super::ghost::Ghost;
+use super::list::{Arena, List};
 use super::{Policy, PolicyKind};
-use std::collections::VecDeque;
 
 const SMALL: u8 = 0;
 const MAIN: u8 = 1;
@@ -18,11 +18,9 @@ pub(crate) struct S3Fifo {
     main: List,
     cap: u64,
     small_cap: u64,
-    /// Ghost keys with the sequence number of their entry, oldest first;
-    /// a key re-ghosted leaves a stale pair behind, skipped by sequence.
-    ghost: VecDeque<(u64, u64)>,
-    ghost_index: KeyMap<u64>,
-    ghost_seq: u64,
+    /// Keys evicted from the small queue, about as many as the cache
+    /// holds.
+    ghost: Ghost,
 }
 
 impl S3Fifo {
@@ -33,32 +31,7 @@ impl S3Fifo {
             main: List::default(),
             cap,
             small_cap: (cap / 10).max(1),
-            ghost: VecDeque::new(),
-            ghost_index: KeyMap::default(),
-            ghost_seq: 0,
-        }
-    }
-
-    /// The ghost remembers about as many keys as main holds.
-    fn ghost_add(&mut self, key: u64) {
-        self.ghost_seq += 1;
-        self.ghost.push_back((key, self.ghost_seq));
-        self.ghost_index.insert(key, self.ghost_seq);
-        let limit = self.main.len.max(self.a.len()).max(1);
-        while self.ghost_index.len() > limit {
-            match self.ghost.pop_front() {
-                Some((k, seq)) => {
-                    if self.ghost_index.get(&k) == Some(&seq) {
-                        self.ghost_index.remove(&k);
-                    }
-                }
-                None => break,
-            }
-        }
-        // Stale pairs can pile up when keys are re-ghosted often.
-        if self.ghost.len() > 2 * limit + 64 {
-            let index = &self.ghost_index;
-            self.ghost.retain(|(k, s)| index.get(k) == Some(s));
+            ghost: Ghost::default(),
         }
     }
 
@@ -76,7 +49,8 @@ impl S3Fifo {
                     continue;
                 }
                 let key = self.a.release(t).key;
-                self.ghost_add(key);
+                let limit = self.main.len.max(self.a.len());
+                self.ghost.add(key, limit);
                 evicted.push(key);
                 return true;
             }
@@ -132,7 +106,7 @@ impl Policy for S3Fifo {
                 break;
             }
         }
-        if self.ghost_index.remove(&key).is_some() {
+        if self.ghost.take(key) {
             let i = self.a.alloc(key, weight, MAIN);
             self.main.push_head(&mut self.a, i);
         } else {
