@@ -15,10 +15,6 @@ pub(crate) struct Ghost {
 }
 
 impl Ghost {
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
     /// Remembers `key`, forgetting the oldest beyond `limit` keys.
     pub fn add(&mut self, key: u64, limit: usize) {
         self.seq += 1;

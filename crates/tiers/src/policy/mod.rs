@@ -95,7 +95,7 @@ impl PolicyKind {
             }
             PolicyKind::Lfu => Box::new(lfu::Lfu::new(capacity, entries)),
             PolicyKind::S3Fifo => Box::new(s3fifo::S3Fifo::new(capacity, entries)),
-            PolicyKind::WTinyLfu => Box::new(wtinylfu::WTinyLfu::new(capacity, entries, true)),
+            PolicyKind::WTinyLfu => Box::new(wtinylfu::WTinyLfu::new(capacity, entries)),
         }
     }
 }

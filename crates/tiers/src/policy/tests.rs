@@ -179,8 +179,8 @@ fn wtinylfu_keeps_frequent_keys_through_a_scan() {
 /// 1% window would reject nearly every newcomer.
 #[test]
 fn wtinylfu_window_grows_on_recency_traffic() {
-    let mut p = wtinylfu::WTinyLfu::new(1000, 1000, true);
-    let mut fixed = wtinylfu::WTinyLfu::new(1000, 1000, false);
+    let mut p = wtinylfu::WTinyLfu::new(1000, 1000);
+    let mut fixed = wtinylfu::WTinyLfu::fixed(1000, 1000, 0.01);
     let mut lru = PolicyKind::Lru.build(1000, 1000);
     let mut ev = Vec::new();
     let (mut hits, mut fixed_hits, mut lru_hits) = (0u64, 0u64, 0u64);
@@ -223,4 +223,21 @@ fn skewed_traffic_ranks_policies_as_expected() {
     );
     let distinct: HashSet<_> = trace.iter().collect();
     assert!(distinct.len() > 10_000);
+}
+
+/// The same adaptation keeps the window small on frequency-heavy traffic,
+/// where a large one would let one-hit keys push out the popular ones.
+#[test]
+fn wtinylfu_window_stays_small_on_skewed_traffic() {
+    let mut p = wtinylfu::WTinyLfu::new(1000, 1000);
+    let mut ev = Vec::new();
+    for k in zipfish(5, 300_000, 200_000) {
+        ev.clear();
+        p.access(k, 1, &mut ev);
+    }
+    assert!(
+        p.window_share() <= 0.15,
+        "window share {}",
+        p.window_share()
+    );
 }

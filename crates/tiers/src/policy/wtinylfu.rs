@@ -1,20 +1,23 @@
-//! W-TinyLFU (Einziger et al.) with an adaptive window, after Caffeine.
+//! W-TinyLFU (Einziger et al.) with an adaptive window.
 //!
 //! Newcomers enter an LRU window. A key pushed out of the window must be
 //! more frequent, by the frequency sketch, than main's victim to take its
 //! place; main is a segmented LRU (probation, then protected after a
-//! hit). The window's share of the capacity adapts as ARC's does between
-//! its two lists: two ghost queues remember the keys lately pushed out of
-//! the window (refused by main) and out of main. A miss on a window ghost
-//! says a larger window would have hit, and grows it; a miss on a main
-//! ghost shrinks it; each by one entry's weight, times the ratio of the
-//! other ghost's size to this one's. Recency-heavy traffic grows the
-//! window towards LRU; frequency-heavy traffic shrinks it towards pure
-//! TinyLFU. (Hill climbing on the sampled hit ratio, as Caffeine does,
-//! was tried first: on traces whose hit ratio swings from phase to phase
-//! it wandered, 3 points below LRU on cache2k orm-busy.)
+//! hit).
+//!
+//! The window's share of the capacity is chosen by simulation, in the
+//! manner of Caffeine's "mini-sim": a spatial sample of the keys (a fixed
+//! share, by hash) is replayed through small shadow caches, each with a
+//! fixed window share from pure TinyLFU to pure LRU; every period the
+//! cache takes the share of the shadow that hit most lately. Recency-
+//! heavy traffic thus moves the window towards LRU and frequency-heavy
+//! traffic towards TinyLFU, and since every shadow sees the same phases
+//! of the traffic, a shift in the hit ratio from one phase to the next
+//! does not mislead it. (Hill climbing on the sampled hit ratio and ARC-
+//! style ghost lists were tried first: the one wandered on traces whose
+//! hit ratio swings by phase, 3 points below LRU on cache2k orm-busy; the
+//! other grew the window on Zipf traffic, 8 points below LRU at 1%.)
 
-use super::ghost::Ghost;
 use super::list::{Arena, List, NIL};
 use super::sketch::Sketch;
 use super::{Policy, PolicyKind};
@@ -26,6 +29,14 @@ const PROTECTED: u8 = 2;
 /// The window's starting share, and the protected segment's share of main.
 const WINDOW_START: f64 = 0.01;
 const PROTECTED_SHARE: f64 = 0.8;
+/// The window shares the shadows try.
+const SHARES: [f64; 8] = [0.0, 0.01, 0.05, 0.15, 0.3, 0.5, 0.75, 1.0];
+/// The shadows aim at this many entries each: enough to behave like the
+/// cache, few enough to be cheap.
+const SHADOW_ENTRIES: f64 = 1024.0;
+/// The most and least of the keys sampled.
+const MAX_SAMPLE: f64 = 1.0;
+const MIN_SAMPLE: f64 = 1.0 / 64.0;
 
 pub(crate) struct WTinyLfu {
     a: Arena,
@@ -35,26 +46,91 @@ pub(crate) struct WTinyLfu {
     cap: u64,
     window_cap: u64,
     sketch: Sketch,
+    /// Whether the window adapts; its shadows are built when the cache
+    /// first fills, when it knows how many entries it holds.
     adaptive: bool,
-    /// Keys lately pushed out of the window (refused by main), and out
-    /// of main.
-    window_ghost: Ghost,
-    main_ghost: Ghost,
+    sim: Option<Box<MiniSim>>,
+}
+
+/// The shadows, with their recent hits.
+struct MiniSim {
+    shadows: Vec<WTinyLfu>,
+    /// Hits of each shadow, halved every period so recent ones count most.
+    score: Vec<f64>,
+    hits: Vec<u64>,
+    /// Keys whose sample bucket (of 2^16) is below this are replayed.
+    threshold: u64,
+    accesses: u64,
+    period: u64,
+    evicted: Vec<u64>,
+}
+
+impl MiniSim {
+    fn new(cap: u64, entries: usize) -> Self {
+        let rate = (SHADOW_ENTRIES / entries.max(1) as f64).clamp(MIN_SAMPLE, MAX_SAMPLE);
+        let shadow_cap = ((cap as f64 * rate).round() as u64).max(1);
+        let shadow_entries = ((entries as f64 * rate) as usize).max(16);
+        MiniSim {
+            shadows: SHARES
+                .iter()
+                .map(|&s| WTinyLfu::fixed(shadow_cap, shadow_entries, s))
+                .collect(),
+            score: vec![0.0; SHARES.len()],
+            hits: vec![0; SHARES.len()],
+            threshold: (rate * 65536.0).round() as u64,
+            accesses: 0,
+            period: (10 * shadow_entries as u64).max(4096),
+            evicted: Vec::new(),
+        }
+    }
+
+    /// Replays one access if the key is in the sample; when a period
+    /// ends, the share of the best shadow.
+    fn access(&mut self, key: u64, weight: u32) -> Option<f64> {
+        let h = key.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        if (h >> 48) >= self.threshold {
+            return None;
+        }
+        for (i, s) in self.shadows.iter_mut().enumerate() {
+            self.evicted.clear();
+            self.hits[i] += u64::from(s.access(key, weight, &mut self.evicted));
+        }
+        self.accesses += 1;
+        if self.accesses < self.period {
+            return None;
+        }
+        self.accesses = 0;
+        for (score, hits) in self.score.iter_mut().zip(self.hits.iter_mut()) {
+            *score = *score / 2.0 + *hits as f64;
+            *hits = 0;
+        }
+        // Ties go to the smaller window (earlier in SHARES).
+        let best =
+            (0..SHARES.len()).fold(0, |b, i| if self.score[i] > self.score[b] { i } else { b });
+        Some(SHARES[best])
+    }
 }
 
 impl WTinyLfu {
-    pub fn new(cap: u64, entries: usize, adaptive: bool) -> Self {
+    /// An adaptive W-TinyLFU.
+    pub fn new(cap: u64, entries: usize) -> Self {
+        let mut w = WTinyLfu::fixed(cap, entries, WINDOW_START);
+        w.adaptive = true;
+        w
+    }
+
+    /// A W-TinyLFU whose window keeps `share` of the capacity.
+    pub fn fixed(cap: u64, entries: usize, share: f64) -> Self {
         WTinyLfu {
             a: Arena::with_capacity(entries),
             window: List::default(),
             probation: List::default(),
             protected: List::default(),
             cap,
-            window_cap: ((cap as f64 * WINDOW_START) as u64).max(1).min(cap),
+            window_cap: ((cap as f64 * share).round() as u64).min(cap),
             sketch: Sketch::new(entries),
-            adaptive,
-            window_ghost: Ghost::default(),
-            main_ghost: Ghost::default(),
+            adaptive: false,
+            sim: None,
         }
     }
 
@@ -99,57 +175,17 @@ impl WTinyLfu {
         }
     }
 
+    fn unlink(&mut self, i: u32) {
+        match self.a.node(i).queue {
+            WINDOW => self.window.unlink(&mut self.a, i),
+            PROBATION => self.probation.unlink(&mut self.a, i),
+            _ => self.protected.unlink(&mut self.a, i),
+        }
+    }
+
     fn evict_node(&mut self, i: u32, evicted: &mut Vec<u64>) {
-        let from_window = match self.a.node(i).queue {
-            WINDOW => {
-                self.window.unlink(&mut self.a, i);
-                true
-            }
-            PROBATION => {
-                self.probation.unlink(&mut self.a, i);
-                false
-            }
-            _ => {
-                self.protected.unlink(&mut self.a, i);
-                false
-            }
-        };
-        let key = self.a.release(i).key;
-        self.remember(key, from_window);
-        evicted.push(key);
-    }
-
-    /// Puts an evicted key in the ghost of the side it left.
-    fn remember(&mut self, key: u64, from_window: bool) {
-        if !self.adaptive {
-            return;
-        }
-        let limit = self.a.len().max(16);
-        if from_window {
-            self.window_ghost.add(key, limit);
-        } else {
-            self.main_ghost.add(key, limit);
-        }
-    }
-
-    /// A miss on a ghost moves the boundary towards the side that would
-    /// have kept the key.
-    fn adapt(&mut self, key: u64, weight: u32) {
-        if !self.adaptive {
-            return;
-        }
-        let (w, m) = (self.window_ghost.len().max(1), self.main_ghost.len().max(1));
-        let unit = u64::from(weight).max(1);
-        let target = if self.window_ghost.take(key) {
-            let delta = unit * (m / w).max(1) as u64;
-            (self.window_cap + delta).min(self.cap)
-        } else if self.main_ghost.take(key) {
-            let delta = unit * (w / m).max(1) as u64;
-            self.window_cap.saturating_sub(delta)
-        } else {
-            return;
-        };
-        self.resize_window(target);
+        self.unlink(i);
+        evicted.push(self.a.release(i).key);
     }
 
     /// Moves the window's overflow into main, each candidate against
@@ -178,10 +214,11 @@ impl WTinyLfu {
             if admitted {
                 self.probation.push_head(&mut self.a, c);
             } else {
-                let key = self.a.release(c).key;
-                self.remember(key, true);
-                evicted.push(key);
+                evicted.push(self.a.release(c).key);
             }
+        }
+        if self.adaptive && self.sim.is_none() && !evicted.is_empty() {
+            self.sim = Some(Box::new(MiniSim::new(self.cap, self.a.len())));
         }
         while self.total() > self.cap {
             let v = match self.main_victim() {
@@ -192,6 +229,17 @@ impl WTinyLfu {
                 break;
             }
             self.evict_node(v, evicted);
+        }
+    }
+
+    fn simulate(&mut self, key: u64, weight: u32) {
+        let share = match self.sim.as_mut() {
+            Some(sim) => sim.access(key, weight),
+            None => None,
+        };
+        if let Some(share) = share {
+            let target = ((self.cap as f64 * share).round() as u64).min(self.cap);
+            self.resize_window(target);
         }
     }
 
@@ -212,11 +260,7 @@ impl WTinyLfu {
             if v == NIL {
                 break;
             }
-            if self.a.node(v).queue == PROBATION {
-                self.probation.unlink(&mut self.a, v);
-            } else {
-                self.protected.unlink(&mut self.a, v);
-            }
+            self.unlink(v);
             self.a.node_mut(v).queue = WINDOW;
             self.window.push_head(&mut self.a, v);
         }
@@ -256,12 +300,14 @@ impl Policy for WTinyLfu {
             }
             _ => self.protected.move_to_head(&mut self.a, i),
         }
+        let w = self.a.node(i).weight;
+        self.simulate(key, w);
         true
     }
 
     fn insert(&mut self, key: u64, weight: u32, evicted: &mut Vec<u64>) -> bool {
         self.sketch.increment(key);
-        self.adapt(key, weight);
+        self.simulate(key, weight);
         let w = u64::from(weight);
         if w > self.cap || self.a.get(key).is_some() {
             return false;
@@ -278,11 +324,7 @@ impl Policy for WTinyLfu {
     fn remove(&mut self, key: u64) -> bool {
         match self.a.get(key) {
             Some(i) => {
-                match self.a.node(i).queue {
-                    WINDOW => self.window.unlink(&mut self.a, i),
-                    PROBATION => self.probation.unlink(&mut self.a, i),
-                    _ => self.protected.unlink(&mut self.a, i),
-                }
+                self.unlink(i);
                 self.a.release(i);
                 true
             }
