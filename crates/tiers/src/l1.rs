@@ -28,7 +28,7 @@ pub struct L1Config {
     pub capacity: u64,
     pub policy: PolicyKind,
     /// Shards: a power of two; 0 chooses four per core, fewer for a small
-    /// cache (each gets at least 1,024 of weight), so a small cache is
+    /// cache (each gets at least 4,096 of weight), so a small cache is
     /// one shard and replays exactly.
     pub shards: usize,
 }
@@ -57,8 +57,8 @@ impl L1Config {
 pub const L1_DEFAULT_POLICY: PolicyKind = PolicyKind::WTinyLfu;
 
 /// The least weight a shard is given when the shard count is chosen by
-/// capacity: with unit weights, 1,024 entries.
-const MIN_SHARD_WEIGHT: u64 = 1024;
+/// capacity: with unit weights, 4,096 entries.
+const MIN_SHARD_WEIGHT: u64 = 4096;
 
 /// What an entry costs beyond its key and value: the map slot, the
 /// policy's node and the allocations' headers, roughly.

@@ -19,9 +19,11 @@ use strata_tiers::policy::PolicyKind;
 use trace::{Format, Trace};
 
 /// Requests up to which the LRU curve is exact by default; past it, it
-/// is sampled (SHARDS).
+/// is sampled (SHARDS) at a rate that keeps about `SAMPLED_REQUESTS`, and
+/// at least 1%: the error grows as the rate falls (docs/sizing.md).
 const EXACT_UP_TO: usize = 20_000_000;
-const DEFAULT_SAMPLE: f64 = 0.01;
+const SAMPLED_REQUESTS: f64 = 4e6;
+const MIN_AUTO_RATE: f64 = 0.01;
 
 #[derive(clap::Args)]
 pub struct SimulateArgs {
@@ -48,7 +50,7 @@ pub struct SimulateArgs {
     pub target_hit_ratio: f64,
     /// The share of keys LRU's curve is computed from: 1 for exact,
     /// less for SHARDS sampling; `auto` is exact up to 20M requests and
-    /// 0.01 past them.
+    /// past them keeps about 4M requests' worth (at least 1% of keys).
     #[arg(long, default_value = "auto")]
     pub sample_rate: String,
     /// Leave out the recommendation (it replays the first policy a few
@@ -267,7 +269,7 @@ pub fn run(dir: &Path, a: &SimulateArgs) -> Result<()> {
         bail!("opt is by entries only: with sizes in bytes, leave it out of --policy");
     }
     let rate = match a.sample_rate.as_str() {
-        "auto" if t.len() > EXACT_UP_TO => DEFAULT_SAMPLE,
+        "auto" if t.len() > EXACT_UP_TO => (SAMPLED_REQUESTS / t.len() as f64).max(MIN_AUTO_RATE),
         "auto" => 1.0,
         r => r
             .parse::<f64>()
@@ -319,16 +321,10 @@ pub fn run(dir: &Path, a: &SimulateArgs) -> Result<()> {
             json: serde_json::Value::Null,
         }
     } else {
-        recommend(
-            &runner,
-            &sims,
-            &rows,
-            &curve,
-            a.target_hit_ratio,
-            by_bytes,
-            mean_size,
-            unique,
-        )?
+        // Bytes only mean something when the trace gave sizes.
+        let mean = t.sized.then_some(mean_size);
+        let args = (a.target_hit_ratio, by_bytes, mean, unique);
+        recommend(&runner, &sims, &rows, &curve, args)?
     };
 
     if let Some(path) = &a.plot {
@@ -476,16 +472,12 @@ struct Recommendation {
     json: serde_json::Value,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn recommend(
     runner: &Runner<'_>,
     sims: &[Sim],
     rows: &[Row],
     curve: &mrc::Mrc,
-    target: f64,
-    by_bytes: bool,
-    mean_size: f64,
-    unique: u64,
+    (target, by_bytes, mean_size, unique): (f64, bool, Option<f64>, u64),
 ) -> Result<Recommendation> {
     let sim = sims[0];
     let mine: Vec<&Row> = rows.iter().filter(|r| r.sim == sim).collect();
@@ -553,16 +545,22 @@ fn recommend(
         doublings.push(json!({ "size": s, "hit_ratio": h, "gain": h - prev }));
         prev = h;
     }
-    let (entries, bytes) = if by_bytes {
-        ((size as f64 / mean_size.max(1.0)).round() as u64, size)
-    } else {
-        (size, (size as f64 * mean_size).round() as u64)
+    let (entries, bytes) = match (by_bytes, mean_size) {
+        (true, m) => (
+            (size as f64 / m.unwrap_or(1.0).max(1.0)).round() as u64,
+            Some(size),
+        ),
+        (false, Some(m)) => (size, Some((size as f64 * m).round() as u64)),
+        (false, None) => (size, None),
     };
     let mut text = format!(
-        "recommendation for {}: {} entries, about {} of values, reach {:.1}% (target {:.0}%)",
+        "recommendation for {}: {} entries{}, reach {:.1}% (target {:.0}%)",
         sim.name(),
         entries,
-        strata_shm::format_size(bytes),
+        bytes.map_or(String::new(), |b| format!(
+            ", about {} of values",
+            strata_shm::format_size(b)
+        )),
         100.0 * checked.hit_ratio(),
         100.0 * target
     );

@@ -33,7 +33,7 @@ const PROTECTED_SHARE: f64 = 0.8;
 const SHARES: [f64; 8] = [0.0, 0.01, 0.05, 0.15, 0.3, 0.5, 0.75, 1.0];
 /// The shadows aim at this many entries each: enough to behave like the
 /// cache, few enough to be cheap.
-const SHADOW_ENTRIES: f64 = 1024.0;
+const SHADOW_ENTRIES: f64 = 512.0;
 /// The most and least of the keys sampled.
 const MAX_SAMPLE: f64 = 1.0;
 const MIN_SAMPLE: f64 = 1.0 / 64.0;
