@@ -50,7 +50,7 @@ def main():
         p /= p.sum()
         z = os.path.join(tmp, "zipf.u64")
         rng.choice(n, size=args.zipf_requests, p=p).astype("<u8").tofile(z)
-        traces.append((f"zipf-0.99 ({args.zipf_requests // 1_000_000}M)", z, "u64"))
+        traces.append(("zipf-0.99", z, "u64"))
         print("| trace (requests) | exact | " + " | ".join(f"R = {r}: mean / max" for r in rates) + " |")
         print("|---|---|" + "---|" * len(rates))
         for name, path, fmt in traces:
