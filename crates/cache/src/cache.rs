@@ -258,10 +258,15 @@ impl Cache {
         if let Some(tag) = &v.tag {
             opts = opts.tag(tag.clone());
         }
-        let stored = matches!(
-            self.seg.put(key, &v.bytes, &opts),
-            Ok(PutOutcome::Inserted | PutOutcome::Updated)
-        );
+        let h = self.seg.key_hash(key);
+        let before = self.seg.change_position(h);
+        let outcome = self.seg.put(key, &v.bytes, &opts);
+        let stored = matches!(outcome, Ok(PutOutcome::Inserted | PutOutcome::Updated));
+        if matches!(outcome, Ok(PutOutcome::Rejected)) {
+            // The attempt logged the key, which would drop L1's copy: keep
+            // it unless someone else changed the key meanwhile.
+            l1.keep_refused(h, before, key, v.clone(), ttl);
+        }
         if stored {
             l1.promotions.fetch_add(1, Relaxed);
             if view {
@@ -285,16 +290,16 @@ impl Cache {
     /// A put into L0; what L0's admission refuses goes to L1, if there is
     /// one.
     fn l0_put(&self, key: &[u8], value: &[u8], opts: &PutOptions) -> Result<PutOutcome> {
+        let h = self.seg.key_hash(key);
+        let before = self.seg.change_position(h);
         let outcome = self.seg.put(key, value, opts)?;
         self.synced(key);
         if let (PutOutcome::Rejected, Some(l1)) = (outcome, &self.l1) {
-            let h = self.seg.key_hash(key);
-            let at = self.seg.change_position(h);
             let v = strata_tiers::L1Value {
                 bytes: Arc::from(value),
                 tag: opts.tag.clone(),
             };
-            l1.keep(h, at, key, v, opts.ttl);
+            l1.keep_refused(h, before, key, v, opts.ttl);
         }
         Ok(outcome)
     }

@@ -112,8 +112,35 @@ impl LocalTier {
         self.tier.inner().get_hashed(h, key)
     }
 
-    /// Keeps a copy taken from L0 (or refused by it) when the key's shard
-    /// log stood at `position`.
+    /// Keeps a value this process just offered L0 in a put that L0
+    /// refused: `before` is the key's log position from before the put.
+    /// The put logged the key once; the copy is kept only if nobody else
+    /// logged it since `before`. The log is first read past that put, so
+    /// that its entry does not drop the copy afterwards.
+    pub fn keep_refused(
+        &self,
+        hash: u64,
+        before: (u64, u64),
+        key: &[u8],
+        value: L1Value,
+        ttl: Option<Duration>,
+    ) -> bool {
+        let (shard, at) = before;
+        self.sync(shard);
+        let w = L1Tier::weight_of(key, &value.bytes);
+        self.tier
+            .inner()
+            .insert_hashed(hash, key, value, w, ttl, || {
+                let mut buf = Vec::new();
+                match self.seg.changes_since(shard, at, &mut buf) {
+                    Ok(_) => buf.iter().filter(|&&h| h == hash).count() <= 1,
+                    Err(_) => false,
+                }
+            })
+    }
+
+    /// Keeps a copy taken from L0 when the key's shard log stood at
+    /// `position`.
     pub fn keep(
         &self,
         hash: u64,

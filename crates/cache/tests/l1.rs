@@ -137,7 +137,6 @@ fn a_lapped_change_log_drops_all_of_l1() {
     assert!(got.is_none() || got == Some(value(i, 1)));
     let s = c.stats().unwrap();
     assert!(s.l1_lapped > 0, "{s:?}");
-    std::thread::sleep(Duration::from_millis(1));
 }
 
 #[test]
@@ -153,4 +152,31 @@ fn l1_respects_ttls_of_demoted_entries() {
     for i in 0..6000 {
         assert_eq!(read(&c, i), None, "key {i} outlived its TTL");
     }
+}
+
+/// An L1 hit that L0's admission refuses stays in L1: the refused put
+/// logs the key, and that entry must not drop the copy it came from.
+#[test]
+fn an_l1_hit_that_l0_refuses_stays_in_l1() {
+    let dir = ShmDir::new("l1-refused");
+    let c = cache(dir.path.to_str().unwrap(), true);
+    fill(&c, 6000);
+    let (resident, demoted): (Vec<u64>, Vec<u64>) =
+        (0..6000).partition(|&i| c.segment().contains(&key(i)).unwrap());
+    // Make what L0 holds hot, so that cold keys lose admission.
+    for _ in 0..20 {
+        for &i in &resident {
+            read(&c, i);
+        }
+    }
+    let refused = c.stats().unwrap().l0.rejections;
+    for round in 0..3 {
+        for &i in &demoted {
+            assert_eq!(read(&c, i), Some(value(i, 1)), "key {i}, round {round}");
+        }
+    }
+    assert!(
+        c.stats().unwrap().l0.rejections > refused,
+        "L0 refused nothing"
+    );
 }

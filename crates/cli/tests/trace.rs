@@ -33,16 +33,17 @@ impl Drop for Env {
     }
 }
 
+/// The test's own handle on segment "t".
+fn segment(e: &Env) -> strata_shm::Segment {
+    let opts = strata_shm::SegmentOptions::default()
+        .dir(&e.0)
+        .janitor(false);
+    strata_shm::Segment::open("t", &opts).unwrap()
+}
+
 fn wait_recording(e: &Env) {
     for _ in 0..500 {
-        let seg = strata_shm::Segment::open(
-            "t",
-            &strata_shm::SegmentOptions::default()
-                .dir(&e.0)
-                .janitor(false),
-        )
-        .unwrap();
-        if seg.trace_rate().is_some() {
+        if segment(e).trace_rate().is_some() {
             return;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -104,13 +105,7 @@ fn records_other_processes_reads_for_simulate() {
             .success());
     }
     let _ = e.run(&["get", "-n", "t", "absent"]);
-    let seg = strata_shm::Segment::open(
-        "t",
-        &strata_shm::SegmentOptions::default()
-            .dir(&e.0)
-            .janitor(false),
-    )
-    .unwrap();
+    let seg = segment(&e);
     for _ in 0..50 {
         for i in 0..20 {
             let _ = seg.get(format!("k{i}").as_bytes()).unwrap();
@@ -181,13 +176,7 @@ fn stop_turns_off_a_recording_left_by_a_killed_recorder() {
     wait_recording(&e);
     recorder.kill().unwrap();
     recorder.wait().unwrap();
-    let seg = strata_shm::Segment::open(
-        "t",
-        &strata_shm::SegmentOptions::default()
-            .dir(&e.0)
-            .janitor(false),
-    )
-    .unwrap();
+    let seg = segment(&e);
     assert!(seg.trace_rate().is_some(), "left on by the kill");
     let o = e.run(&["trace", "stop", "-n", "t"]);
     assert!(o.status.success());

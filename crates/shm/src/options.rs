@@ -18,7 +18,7 @@ pub enum EvictReason {
 }
 
 /// An entry on its way out, offered to the `on_evict` hook while it is
-/// still readable. This is how L0 will demote into L1.
+/// still readable: the tiered cache demotes it into L1 from here.
 pub struct Evicted<'a> {
     pub key: &'a [u8],
     pub value: &'a [u8],
