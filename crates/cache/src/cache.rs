@@ -290,16 +290,22 @@ impl Cache {
     /// A put into L0; what L0's admission refuses goes to L1, if there is
     /// one.
     fn l0_put(&self, key: &[u8], value: &[u8], opts: &PutOptions) -> Result<PutOutcome> {
+        // Without L1 a put is a plain L0 put: no hash or log position.
+        let Some(l1) = &self.l1 else {
+            return Ok(self.seg.put(key, value, opts)?);
+        };
         let h = self.seg.key_hash(key);
         let before = self.seg.change_position(h);
         let outcome = self.seg.put(key, value, opts)?;
-        self.synced(key);
-        if let (PutOutcome::Rejected, Some(l1)) = (outcome, &self.l1) {
+        if outcome == PutOutcome::Rejected {
             let v = strata_tiers::L1Value {
                 bytes: Arc::from(value),
                 tag: opts.tag.clone(),
             };
+            // Reads the log past this put itself.
             l1.keep_refused(h, before, key, v, opts.ttl);
+        } else {
+            l1.sync(before.0);
         }
         Ok(outcome)
     }

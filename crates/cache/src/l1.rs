@@ -52,7 +52,7 @@ impl LocalTier {
     }
 
     /// Drops what other writers changed in `shard` since the last look.
-    fn sync(&self, shard: u64) {
+    pub fn sync(&self, shard: u64) {
         let s = shard as usize;
         let head = self.seg.change_head(shard);
         if self.done[s].load(Acquire) == head {
