@@ -5,9 +5,11 @@
 
 Each seed is a new cache (the hash seed is drawn per segment) of 64 MiB
 with max_entries=16384, filled with 1-byte values up to 70%, 100%, 120%
-and 140% of max_entries. Memory is never short, so a key is lost only
-when both of its index buckets are full. Prints the worst fraction kept
-over all seeds at each fill.
+and 140% of max_entries. Memory is never short. max_entries is a bound:
+each shard holds at most its share, so below it a key is lost only when
+both of its index buckets are full (the index has two slots per entry),
+and from it the eviction policy makes room. Prints the worst fraction
+kept over all seeds at each fill.
 """
 
 import argparse

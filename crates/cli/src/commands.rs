@@ -65,6 +65,7 @@ pub fn init(
     name: &str,
     memory: Option<u64>,
     max_entries: Option<u64>,
+    policy: Option<strata_shm::Policy>,
     huge_pages: bool,
 ) -> Result<ExitCode> {
     let size = memory.unwrap_or(DEFAULT_MEMORY);
@@ -76,6 +77,9 @@ pub fn init(
     if let Some(n) = max_entries {
         o = o.max_entries(n);
     }
+    if let Some(p) = policy {
+        o = o.policy(p);
+    }
     let (seg, created) = match Segment::create(name, &o) {
         Ok(s) => (s, true),
         Err(strata_shm::Error::AlreadyExists { .. }) => (Segment::open(name, &o)?, false),
@@ -84,7 +88,7 @@ pub fn init(
     if !created {
         // A segment's size and capacity are fixed at creation: say so
         // rather than let a user think the new figures took effect.
-        if let Some(kept) = seg.kept_settings(memory, max_entries) {
+        if let Some(kept) = seg.kept_settings(memory, max_entries, policy) {
             eprintln!(
                 "strata: segment {name:?} already exists and keeps {kept}; `strata drop -n {name}` first to recreate it"
             );
@@ -94,7 +98,7 @@ pub fn init(
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{} segment {name:?} at {}: {} ({} for data), {} entries max, {} shards",
+        "{} segment {name:?} at {}: {} ({} for data), {} entries max, {} shards, evicts by {}",
         if created {
             "created"
         } else {
@@ -105,6 +109,7 @@ pub fn init(
         format_size(l.arena_bytes()),
         l.max_entries,
         l.shard_count,
+        seg.policy(),
     )?;
     writeln!(out, "pages: {}", page_size(&seg))?;
     if created {
@@ -303,6 +308,10 @@ pub fn status(ctx: &Ctx, name: &str, json: bool, check: bool) -> Result<ExitCode
         }
         v["server"] = crate::server_cmd::status_json(&ctx.dir, name);
         v["trace_sample_rate"] = seg.trace_rate().into();
+        v["policy"] = seg.policy().to_string().into();
+        if seg.policy() == strata_shm::Policy::WTinyLfu {
+            v["window_share"] = seg.window_share().into();
+        }
         writeln!(out, "{v}")?;
     } else {
         let pct = |a: u64, b: u64| {
@@ -313,7 +322,19 @@ pub fn status(ctx: &Ctx, name: &str, json: bool, check: bool) -> Result<ExitCode
             }
         };
         writeln!(out, "segment   {name} ({})", seg.path().display())?;
-        writeln!(out, "entries   {} of {} max", s.entries, s.max_entries)?;
+        let window = match seg.policy() {
+            strata_shm::Policy::WTinyLfu => {
+                format!(" (window {:.1}%)", 100.0 * seg.window_share())
+            }
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "entries   {} of {} max; evicts by {}{window}",
+            s.entries,
+            s.max_entries,
+            seg.policy()
+        )?;
         writeln!(
             out,
             "memory    {} total, {} for data: {} used, {} free, {} awaiting reclaim, {} pinned by views",

@@ -53,6 +53,10 @@ pub(crate) fn parse_name(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+pub(crate) fn parse_policy(s: &str) -> Result<strata_shm::Policy, String> {
+    s.parse()
+}
+
 pub(crate) fn parse_memory(s: &str) -> Result<u64, String> {
     strata_shm::parse_size(s).map_err(|e| e.to_string())
 }
@@ -85,10 +89,14 @@ enum Command {
         /// K, M, G, T) are powers of 1024; KB, MB, GB, TB powers of 1000.
         #[arg(long, short = 'm', value_parser = parse_memory)]
         memory: Option<u64>,
-        /// Index capacity (default: one entry per 4 KiB of memory; each
-        /// costs 144 bytes of index).
+        /// Index capacity: the most entries the segment holds (default:
+        /// one per 4 KiB of memory; each costs about 160 bytes of index).
         #[arg(long)]
         max_entries: Option<u64>,
+        /// Eviction policy: wtinylfu (default), s3fifo, lru, lfu, fifo, or
+        /// none (refuse new keys when full). Fixed at creation.
+        #[arg(long, value_parser = parse_policy)]
+        policy: Option<strata_shm::Policy>,
         /// Keep 4 KiB pages. By default the segment is built on 2 MiB
         /// pages where the kernel can (Linux 6.1 and later), which makes
         /// reads faster.
@@ -240,8 +248,16 @@ fn main() -> ExitCode {
             name,
             memory,
             max_entries,
+            policy,
             no_huge_pages,
-        } => commands::init(&ctx, &name.name, memory, max_entries, !no_huge_pages),
+        } => commands::init(
+            &ctx,
+            &name.name,
+            memory,
+            max_entries,
+            policy,
+            !no_huge_pages,
+        ),
         Command::Drop { name } => commands::drop_segment(&ctx, &name.name),
         Command::Set {
             key,

@@ -45,6 +45,10 @@ pub struct StartArgs {
     /// Size of the segment if it is created [default: 1GiB].
     #[arg(long, short = 'm', value_parser = crate::parse_memory)]
     pub memory: Option<u64>,
+    /// Eviction policy if the segment is created: wtinylfu, s3fifo, lru,
+    /// lfu, fifo or none [default: wtinylfu].
+    #[arg(long, value_parser = crate::parse_policy)]
+    pub policy: Option<strata_shm::Policy>,
     /// TCP port [default: 6380].
     #[arg(long, short = 'p')]
     pub port: Option<u16>,
@@ -106,6 +110,7 @@ pub struct StartArgs {
 struct FileConfig {
     name: Option<String>,
     memory: Option<String>,
+    policy: Option<String>,
     port: Option<u16>,
     bind: Option<String>,
     redis: Option<String>,
@@ -141,8 +146,16 @@ impl StartArgs {
             ),
             None => None,
         };
+        let policy = match &f.policy {
+            Some(p) => Some(
+                crate::parse_policy(p)
+                    .map_err(|e| anyhow::anyhow!("{}: policy: {e}", path.display()))?,
+            ),
+            None => None,
+        };
         self.name = self.name.or(f.name);
         self.memory = self.memory.or(memory);
+        self.policy = self.policy.or(policy);
         self.port = self.port.or(f.port);
         self.bind = self.bind.or(f.bind);
         if self.redis.is_none() && self.redis_cluster.is_empty() {
@@ -209,6 +222,7 @@ impl StartArgs {
         };
         opt("--name", self.name.clone());
         opt("--memory", self.memory.map(|m| m.to_string()));
+        opt("--policy", self.policy.map(|p| p.to_string()));
         opt("--port", self.port.map(|p| p.to_string()));
         opt("--bind", self.bind.clone());
         opt("--redis", self.redis.clone());
@@ -424,12 +438,14 @@ fn foreground(ctx: &crate::commands::Ctx, args: StartArgs) -> Result<ExitCode> {
         bail!("a server for cache {name:?} is already running");
     };
     let cfg = args.server_config()?;
+    let mut seg_opts = strata::SegmentOptions::default()
+        .dir(&ctx.dir)
+        .trust_foreign(ctx.trust_foreign);
+    if let Some(p) = args.policy {
+        seg_opts = seg_opts.policy(p);
+    }
     let mut b = Cache::builder(&name)
-        .segment_options(
-            strata::SegmentOptions::default()
-                .dir(&ctx.dir)
-                .trust_foreign(ctx.trust_foreign),
-        )
+        .segment_options(seg_opts)
         .memory(args.memory.unwrap_or(crate::commands::DEFAULT_MEMORY));
     if let Some(url) = &args.redis {
         b = b.redis(url);

@@ -138,16 +138,18 @@ fn size_bytes(m: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
     )))
 }
 
-/// Warns when an existing cache was attached to with a `memory` or
-/// `max_entries` other than its own: both are fixed at creation, and a
-/// caller who asked for more should not believe they got it.
+/// Warns when an existing cache was attached to with a `memory`,
+/// `max_entries` or `policy` other than its own: all are fixed at
+/// creation, and a caller who asked for more should not believe they got
+/// it.
 fn warn_if_kept(
     py: Python<'_>,
     seg: &Segment,
     memory: Option<u64>,
     max_entries: Option<u64>,
+    policy: Option<strata_shm::Policy>,
 ) -> PyResult<()> {
-    let Some(kept) = seg.kept_settings(memory, max_entries) else {
+    let Some(kept) = seg.kept_settings(memory, max_entries, policy) else {
         return Ok(());
     };
     let msg = format!(
@@ -190,7 +192,7 @@ pub(crate) fn resolve<'py>(
 #[pymethods]
 impl Cache {
     #[new]
-    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0, max_entries = None, huge_pages = true, trust_foreign = false, redis = None, redis_cluster = None, write = None, ttl = None, channel = None, l1 = None, l1_policy = None))]
+    #[pyo3(signature = (name = "default", memory = None, create = true, dir = None, memo = 0, max_entries = None, huge_pages = true, trust_foreign = false, redis = None, redis_cluster = None, write = None, ttl = None, channel = None, l1 = None, l1_policy = None, policy = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -209,6 +211,7 @@ impl Cache {
         channel: Option<String>,
         l1: Option<&Bound<'_, PyAny>>,
         l1_policy: Option<String>,
+        policy: Option<String>,
     ) -> PyResult<Self> {
         let memo = usize::try_from(memo)
             .map_err(|_| PyValueError::new_err(format!("memo must be 0 or more, not {memo}")))?;
@@ -222,6 +225,15 @@ impl Cache {
         }
         if let Some(n) = max_entries {
             opts = opts.max_entries(n);
+        }
+        let policy = policy
+            .map(|p| {
+                p.parse::<strata_shm::Policy>()
+                    .map_err(PyValueError::new_err)
+            })
+            .transpose()?;
+        if let Some(p) = policy {
+            opts = opts.policy(p);
         }
         let mut b = strata::Cache::builder(name)
             .segment_options(opts)
@@ -268,7 +280,7 @@ impl Cache {
         // Creating reserves and zeroes the memory: let other threads run.
         let tiers = py.detach(|| b.build()).map_err(cache_to_py)?;
         let seg = tiers.segment().clone();
-        warn_if_kept(py, &seg, memory.map(|_| asked), max_entries)?;
+        warn_if_kept(py, &seg, memory.map(|_| asked), max_entries, policy)?;
         let memo_asked = memo;
         let memo = memo.min(seg.layout().shard_count as usize * MEMO_PER_SHARD);
         let memo_bytes = (seg.layout().arena_bytes() / 16) as usize;

@@ -47,12 +47,21 @@ def test_attaching_with_other_sizes_warns(name):
         b.close()
         with pytest.warns(RuntimeWarning, match=r"room for 4096 entries \(not 5000\)"):
             strata.Cache(name, max_entries=5000).close()
+        with pytest.warns(RuntimeWarning, match=r"its eviction policy, wtinylfu \(not lru\)"):
+            strata.Cache(name, policy="lru").close()
         # The same figures, or none at all (a size that rounds to the same
         # 2 MiB slabs included): no warning.
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            for kw in ({}, {"memory": "16MiB"}, {"memory": 15 * 2**20 + 1}, {"max_entries": 4096}):
+            for kw in ({}, {"memory": "16MiB"}, {"memory": 15 * 2**20 + 1}, {"max_entries": 4096},
+                       {"policy": "wtinylfu"}):
                 strata.Cache(name, **kw).close()
+
+
+@pytest.mark.parametrize("bad", ["arc", "", "l0"])
+def test_an_unknown_policy_is_refused(name, bad):
+    with pytest.raises(ValueError, match="unknown eviction policy"):
+        strata.Cache(name, memory="16MiB", policy=bad)
 
 
 def test_too_large(name):

@@ -54,7 +54,9 @@ def test_rows_of_common_sizes_start_on_their_own_boundary(cache):
 
 
 def test_view_survives_overwrite_delete_and_eviction(name):
-    c = strata.Cache(name, memory="16MiB")
+    # LRU: under the default W-TinyLFU, fillers that are never read would
+    # not displace a victim that was.
+    c = strata.Cache(name, memory="16MiB", policy="lru")
     first = np.full(16384, 1.0, np.float32)
     c.set("k", first)
     v1 = c.get_numpy("k")
@@ -162,7 +164,9 @@ def test_torch_from_numpy_shares_memory(cache):
 
 
 def test_segment_full_when_everything_is_pinned(name):
-    c = strata.Cache(name, memory="16MiB")
+    # LRU admits every newcomer, so each put must find room; under the
+    # default, admission would refuse the newcomers instead.
+    c = strata.Cache(name, memory="16MiB", policy="lru")
     chunk = np.zeros(1 << 20, np.uint8)
     views = []
     with pytest.raises(strata.SegmentFullError):

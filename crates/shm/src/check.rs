@@ -58,6 +58,7 @@ impl Segment {
             let mut linked = HashSet::new();
             let mut keys = HashSet::new();
             let mut bytes = 0;
+            let mut small = 0u64;
             for (b, slot) in l.shard_slots(sh) {
                 let w = r.load(slot, Acquire);
                 if w == 0 {
@@ -84,6 +85,7 @@ impl Segment {
                             bad(format!("shard {sh}: a key occupies two slots"));
                         }
                         bytes += h.size;
+                        small += u64::from(entry::meta(r, l.entry_of(slot)) & entry::SMALL != 0);
                     }
                 }
             }
@@ -92,6 +94,19 @@ impl Segment {
                 bad(format!(
                     "shard {sh}: counts {entries} entries, index has {}",
                     linked.len()
+                ));
+            }
+            if linked.len() as u64 > l.shard_cap() {
+                bad(format!(
+                    "shard {sh}: holds {} entries, over its share {} of max_entries",
+                    linked.len(),
+                    l.shard_cap()
+                ));
+            }
+            let counted_small = r.load(base + shard::SMALL, Relaxed);
+            if counted_small != small {
+                bad(format!(
+                    "shard {sh}: counts {counted_small} entries in the small queue, index has {small}"
                 ));
             }
             let counted = r.load(base + shard::BYTES, Relaxed);

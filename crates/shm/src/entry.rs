@@ -156,9 +156,9 @@ pub fn read(w: &impl Words, slot: u64, entry: u64, word: u64) -> Option<Fields> 
 
 /// Links `word` into `slot` with entry `f`: [`begin`], [`write_fields`],
 /// [`publish`]. The caller holds the shard lock.
-pub fn link(w: &impl Words, slot: u64, entry: u64, word: u64, f: &Fields) {
+pub fn link(w: &impl Words, slot: u64, entry: u64, word: u64, f: &Fields, meta: u64) {
     begin(w, slot);
-    write_fields(w, entry, f);
+    write_fields(w, entry, f, meta);
     crate::failpoint::hit("mid_entry");
     publish(w, slot, word);
 }
@@ -177,10 +177,10 @@ pub fn begin(w: &impl Words, slot: u64) {
 }
 
 /// Writes an entry's fields, between [`begin`] and [`publish`].
-pub fn write_fields(w: &impl Words, entry: u64, f: &Fields) {
+pub fn write_fields(w: &impl Words, entry: u64, f: &Fields, meta: u64) {
     w.store(entry + LENS, f.lens, Relaxed);
     w.store(entry + EXPIRY, f.expiry, Relaxed);
-    w.store(entry + USAGE, 0, Relaxed);
+    w.store(entry + USAGE, meta, Relaxed);
     w.store(entry + HASH, f.hash, Relaxed);
     for (i, chunk) in f.inline.0.chunks_exact(8).enumerate() {
         let mut v = [0u8; 8];
@@ -205,22 +205,71 @@ pub fn write_expiry(w: &impl Words, entry: u64, at: u64) {
     w.store(entry + EXPIRY, at, Relaxed);
 }
 
-/// The clock's usage count of the entry's block.
-pub fn usage(w: &impl Words, entry: u64) -> u64 {
+// The policy word (at USAGE): the usage count in bits 0..2, which readers
+// raise and the clock lowers; the small-queue flag (W-TinyLFU's window,
+// S3-FIFO's small queue) in bit 2; and from bit 8 the stamp, the shard's
+// insertion count when the entry entered (or was last given a second
+// chance), which orders candidates by age.
+const USAGE_BITS: u64 = 3;
+/// The entry is in the small queue.
+pub const SMALL: u64 = 1 << 2;
+const STAMP_SHIFT: u32 = 8;
+
+/// A fresh policy word: usage 0, the small flag, and `stamp`.
+pub fn new_meta(stamp: u64, small: bool) -> u64 {
+    (stamp << STAMP_SHIFT) | if small { SMALL } else { 0 }
+}
+
+/// The entry's policy word.
+#[inline(always)]
+pub fn meta(w: &impl Words, entry: u64) -> u64 {
     w.load(entry + USAGE, Relaxed)
 }
 
+/// Replaces the policy word; only the shard's lock holder does.
+pub fn set_meta(w: &impl Words, entry: u64, m: u64) {
+    w.store(entry + USAGE, m, Relaxed);
+}
+
+pub fn usage_of(m: u64) -> u64 {
+    m & USAGE_BITS
+}
+
+pub fn stamp_of(m: u64) -> u64 {
+    m >> STAMP_SHIFT
+}
+
+/// `m` with its usage count replaced.
+pub fn with_usage(m: u64, u: u64) -> u64 {
+    (m & !USAGE_BITS) | u.min(MAX_USAGE)
+}
+
+/// `m` restamped: a second chance sends the entry to the back.
+pub fn with_stamp(m: u64, stamp: u64) -> u64 {
+    (m & ((1 << STAMP_SHIFT) - 1)) | (stamp << STAMP_SHIFT)
+}
+
+/// The clock's usage count of the entry's block.
+pub fn usage(w: &impl Words, entry: u64) -> u64 {
+    usage_of(meta(w, entry))
+}
+
+/// Lowers or resets the usage count, keeping the rest of the word. The
+/// caller holds the shard lock; a reader racing with it loses its bump,
+/// which only costs the entry one hit's worth of standing.
 pub fn set_usage(w: &impl Words, entry: u64, u: u64) {
-    w.store(entry + USAGE, u, Relaxed);
+    let m = meta(w, entry);
+    let _ = w.compare_exchange(entry + USAGE, m, with_usage(m, u));
 }
 
 /// Bumps the usage count, writing only when it changes, so hot keys do
-/// not bounce their entry's line between cores.
+/// not bounce their entry's line between cores. A compare-and-swap, so a
+/// reader never overwrites what the lock holder just wrote to the word.
 #[inline(always)]
 pub fn touch(w: &impl Words, entry: u64) {
-    let u = usage(w, entry);
-    if u < MAX_USAGE {
-        set_usage(w, entry, u + 1);
+    let m = meta(w, entry);
+    if usage_of(m) < MAX_USAGE {
+        let _ = w.compare_exchange(entry + USAGE, m, m + 1);
     }
 }
 
@@ -243,7 +292,7 @@ mod tests {
             (&b""[..], &b""[..]),
         ] {
             let f = Fields::new(0xABCD, key, tag, 5 << 30, 1234);
-            link(&w, slot, entry, 0x40 | (9 << 48), &f);
+            link(&w, slot, entry, 0x40 | (9 << 48), &f, 0);
             let got = read(&w, slot, entry, w.load(slot, Acquire)).unwrap();
             assert_eq!(got, f);
             assert_eq!(got.is_inline(), key.len() + tag.len() <= 32);
@@ -262,7 +311,7 @@ mod tests {
     fn a_busy_or_changed_word_is_not_trusted() {
         let w = HeapWords::new(128);
         let f = Fields::new(1, b"k", b"", 3, 0);
-        link(&w, 0, 64, 0x40, &f);
+        link(&w, 0, 64, 0x40, &f, 0);
         assert!(read(&w, 0, 64, 0x40 | BUSY).is_none());
         assert!(read(&w, 0, 64, 0x80).is_none());
         begin(&w, 0);

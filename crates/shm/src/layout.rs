@@ -4,7 +4,7 @@
 //! `docs/design/l0-segment.md` specifies the same thing in prose.
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"STRATAL0");
-pub const LAYOUT_VERSION: u64 = 5;
+pub const LAYOUT_VERSION: u64 = 6;
 
 pub const KIB: u64 = 1024;
 pub const MIB: u64 = 1024 * KIB;
@@ -38,6 +38,8 @@ pub const CHANGE_HEAD: u64 = 64;
 /// The trace ring: three counters on lines of their own, then records of
 /// 32 bytes, about one slot per 8 entries within these bounds.
 pub const TRACE_HEAD: u64 = 192;
+/// A queue record: an index slot's offset and its entry's stamp.
+pub const QUEUE_RECORD: u64 = 16;
 pub const TRACE_RECORD: u64 = 32;
 pub const MIN_TRACE_SLOTS: u64 = 4096;
 pub const MAX_TRACE_SLOTS: u64 = 1 << 15;
@@ -57,6 +59,8 @@ pub const BITMAP_SIZE: u64 = 4 * KIB;
 /// A short key (up to 16 bytes) shares the header's cache line.
 pub const BLOCK_HEADER: u64 = 48;
 pub const MAX_SHARDS: u64 = 64;
+/// The smallest `max_entries` a segment takes.
+pub const MIN_ENTRIES: u64 = 256;
 
 /// Lock bytes (in the segment file, beyond nothing in particular: byte
 /// locks need not cover file data) whose holders are alive.
@@ -111,6 +115,19 @@ pub mod hdr {
     /// Hit and miss counts of reader slots that have been released.
     pub const FOLDED_HITS: u64 = 384;
     pub const FOLDED_MISSES: u64 = 392;
+    /// The eviction policy's code ([`crate::policy::Policy::code`]).
+    pub const POLICY: u64 = 400;
+    /// W-TinyLFU's window share, in 1/1024ths of the entries.
+    pub const WINDOW_SHARE: u64 = 408;
+    /// The hill climber: hits and misses at the start of its sample, the
+    /// step it took last (signed, in 1/1024ths), and the hit ratio of the
+    /// last sample (parts per million).
+    pub const CLIMB_HITS: u64 = 416;
+    pub const CLIMB_MISSES: u64 = 424;
+    pub const CLIMB_STEP: u64 = 432;
+    pub const CLIMB_RATIO: u64 = 440;
+    pub const OFF_QUEUES: u64 = 448;
+    pub const QUEUE_SLOTS: u64 = 456;
 }
 
 pub mod state {
@@ -156,6 +173,13 @@ pub mod shard {
     pub const REASSIGN_HAND: u64 = 416;
     /// Slabs this shard's writers emptied for another class (a counter).
     pub const REASSIGNS: u64 = 336;
+    /// Entries in the small queue (the window or S3-FIFO's small FIFO).
+    pub const SMALL: u64 = 344;
+    /// The queue ring's head and tail (monotonic record indices).
+    pub const QUEUE_HEAD: u64 = 352;
+    pub const QUEUE_TAIL: u64 = 360;
+    /// The CLOCK hand over the shard's index slots.
+    pub const HAND: u64 = 368;
     /// Per size class: 1 + the slab to allocate from next (0: none).
     pub const ALLOC_HINT: u64 = 512;
     /// Per size class: the clock hand, as slab << 20 | block.
@@ -233,6 +257,9 @@ pub struct Layout {
     pub change_slots: u64,
     pub trace: u64,
     pub trace_slots: u64,
+    /// Each shard's queue ring (the eviction policy's FIFO order).
+    pub queues: u64,
+    pub queue_slots: u64,
     pub arena: u64,
 }
 
@@ -256,9 +283,9 @@ impl Layout {
         if region_size % SLAB_SIZE != 0 {
             return Err("the region size must be a multiple of 2 MiB".into());
         }
-        if max_entries < 1024 || max_entries > region_size / 256 {
+        if max_entries < MIN_ENTRIES || max_entries > region_size / 256 {
             return Err(format!(
-                "max entries must lie between 1024 and {} for this size",
+                "max entries must lie between {MIN_ENTRIES} and {} for this size",
                 region_size / 256
             ));
         }
@@ -269,7 +296,7 @@ impl Layout {
         // most half full at capacity.
         let slots = 2 * max_entries;
         let buckets_per_shard = slots.div_ceil(shard_count * SLOTS_PER_BUCKET).max(2);
-        let sketch_blocks = (max_entries / 16).next_power_of_two().max(64);
+        let sketch_blocks = (max_entries / 4).next_power_of_two().max(64);
         let max_slabs = region_size / SLAB_SIZE;
 
         let readers = HEADER_SIZE;
@@ -290,7 +317,12 @@ impl Layout {
         let trace_slots = (max_entries / 8)
             .next_power_of_two()
             .clamp(MIN_TRACE_SLOTS, MAX_TRACE_SLOTS);
-        let arena = round_up(trace + TRACE_HEAD + trace_slots * TRACE_RECORD, SLAB_SIZE);
+        let queues = trace + TRACE_HEAD + trace_slots * TRACE_RECORD;
+        // Room for every entry a shard may hold, plus slack for the stale
+        // records of entries deleted since they were queued.
+        let shard_cap = max_entries.div_ceil(shard_count);
+        let queue_slots = (shard_cap + shard_cap / 4).next_power_of_two();
+        let arena = round_up(queues + shard_count * queue_slots * QUEUE_RECORD, SLAB_SIZE);
         if arena >= region_size {
             return Err(format!(
                 "{} MiB leaves no room for data after the index; ask for more memory or fewer entries",
@@ -317,6 +349,8 @@ impl Layout {
             change_slots,
             trace,
             trace_slots,
+            queues,
+            queue_slots,
             arena,
         })
     }
@@ -328,7 +362,7 @@ impl Layout {
             "v{LAYOUT_VERSION} hdr={HEADER_SIZE} slab={SLAB_SIZE} slots={READER_SLOTS}x{SLOT_SIZE} \
              pins={PINS_PER_ENTRY}xentries/{PIN_ENTRIES}:{MIN_PIN_PAGES}..{MAX_PIN_PAGES}x{PIN_PAGE_SIZE}/{PIN_PAGE_HEADER} shard={SHARD_HEADER_SIZE}/{LIMBO_OFFSET}/{LIMBO_ENTRY} \
              bucket={TAG_LINE}+{SLOTS_PER_BUCKET}x{ENTRY_SIZE}:{:?} sketch={SKETCH_BLOCK} slabmeta={SLAB_META_SIZE} \
-             bitmap={BITMAP_SIZE} changes={CHANGE_HEAD}+entries/shards:{MIN_CHANGE_SLOTS}..{MAX_CHANGE_SLOTS}x8 trace={TRACE_HEAD}+entries/8:{MIN_TRACE_SLOTS}..{MAX_TRACE_SLOTS}x{TRACE_RECORD} block={BLOCK_HEADER} classes={:?} aligned={}x{:?} epoch={} locks={SLOT_LOCK_BASE}/{PIN_LOCK_BASE}",
+             bitmap={BITMAP_SIZE} changes={CHANGE_HEAD}+entries/shards:{MIN_CHANGE_SLOTS}..{MAX_CHANGE_SLOTS}x8 trace={TRACE_HEAD}+entries/8:{MIN_TRACE_SLOTS}..{MAX_TRACE_SLOTS}x{TRACE_RECORD} queues=1.25xcap:{QUEUE_RECORD} block={BLOCK_HEADER} classes={:?} aligned={}x{:?} epoch={} locks={SLOT_LOCK_BASE}/{PIN_LOCK_BASE}",
             [entry::LENS, entry::EXPIRY, entry::USAGE, entry::HASH, entry::INLINE],
             crate::classes::all(),
             crate::classes::HEAD,
@@ -343,6 +377,14 @@ impl Layout {
     }
     pub fn pin_page_off(&self, page: u64) -> u64 {
         self.pins + page * PIN_PAGE_SIZE
+    }
+    /// How many entries one shard may hold: `max_entries` is a bound.
+    pub fn shard_cap(&self) -> u64 {
+        self.max_entries.div_ceil(self.shard_count)
+    }
+    /// Record `i` (a monotonic index) of the shard's queue ring.
+    pub fn queue_off(&self, shard: u64, i: u64) -> u64 {
+        self.queues + (shard * self.queue_slots + (i & (self.queue_slots - 1))) * QUEUE_RECORD
     }
     pub fn change_ring_off(&self, shard: u64) -> u64 {
         self.changes + shard * (CHANGE_HEAD + self.change_slots * 8)

@@ -26,10 +26,12 @@ mod block;
 mod changes;
 mod check;
 pub mod classes;
+mod climb;
 mod clock;
 pub mod entry;
 pub mod epoch;
 mod error;
+mod evict;
 mod failpoint;
 mod glob;
 mod hash;
@@ -47,6 +49,7 @@ mod options;
 pub mod pins;
 mod pins_local;
 pub mod policy;
+mod queue;
 mod read;
 mod rebalance;
 mod reclaim;
@@ -81,6 +84,7 @@ pub use options::{
     check_ttl, default_dir, ttl_from_secs, EvictHook, EvictReason, Evicted, ProgressHook, PutIf,
     PutOptions, PutOutcome, SegmentOptions, MAX_TTL,
 };
+pub use policy::Policy;
 pub use read::{Entry, Guard, View};
 pub use segment::{segment_path, validate_name, Segment};
 pub use size::{format_size, parse_size};

@@ -25,8 +25,14 @@ pub(crate) struct ThreadSlot {
     closed: Arc<AtomicBool>,
     /// Nesting depth of epoch pins held by guards on this thread.
     pub depth: Cell<u32>,
-    /// Counts accesses, to sample the frequency sketch.
+    /// Counts `revalidate` calls, to sample their usage-count bumps.
     pub sample: Cell<u32>,
+    /// Counts this thread's sketch increments, to batch them toward the
+    /// sketch's halving period.
+    pub bumps: Cell<u32>,
+    /// The hash of this thread's last miss that the sketch counted: a put
+    /// of that key right after is the same access, not a second one.
+    pub last_miss: Cell<u64>,
 }
 
 impl ThreadSlot {
@@ -98,6 +104,8 @@ fn claim(inner: &Inner, gen: u64) -> Result<Rc<ThreadSlot>> {
         closed: inner.closed.clone(),
         depth: Cell::new(0),
         sample: Cell::new(0),
+        bumps: Cell::new(0),
+        last_miss: Cell::new(0),
     });
     // During thread teardown the registry may be gone; the slot then lives
     // only as long as this call's caller holds it.

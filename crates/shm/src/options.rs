@@ -2,7 +2,7 @@
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::policy::{Admission, TinyLfu};
+use crate::policy::{Admission, Policy, TinyLfu};
 use crate::tag::TypeTag;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,6 +56,12 @@ pub struct SegmentOptions {
     /// Where segment files live; `$STRATA_SHM_DIR` or `/dev/shm`.
     pub dir: PathBuf,
     pub clock: Clock,
+    /// Eviction policy (creation only; W-TinyLFU by default). Every
+    /// process evicts by the creator's, whatever it asks for
+    /// ([`crate::Segment::kept_settings`] says so).
+    pub policy: Option<Policy>,
+    /// Whether a newcomer may displace the clock's victim, when the arena
+    /// rather than the index is short.
     pub admission: Arc<dyn Admission>,
     pub on_evict: Option<EvictHook>,
     /// How long an attacher waits for a segment that is not ready while
@@ -112,6 +118,7 @@ impl Default for SegmentOptions {
             max_entries: None,
             dir: default_dir(),
             clock: Clock::system(),
+            policy: None,
             admission: Arc::new(TinyLfu),
             on_evict: None,
             ready_timeout: Duration::from_secs(5),
@@ -138,6 +145,10 @@ impl SegmentOptions {
     }
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
+        self
+    }
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
         self
     }
     pub fn admission(mut self, policy: Arc<dyn Admission>) -> Self {

@@ -15,11 +15,11 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering::{self, Acquire, Relaxed};
 use std::sync::Arc;
 
-/// Sample one access in this many into the frequency sketch, so hot keys
-/// do not make every reader write the same shared line.
-const SKETCH_SAMPLE: u32 = 8;
-/// Sampled accesses a thread counts toward the sketch's halving period at
-/// once, so readers rarely touch that one shared word.
+/// `revalidate` raises the entry's usage count on one access in this
+/// many: that path otherwise never loads the entry's line.
+const REVALIDATE_TOUCH: u32 = 8;
+/// Sketch increments a thread counts toward the halving period at once,
+/// so readers rarely touch that one shared word.
 const SKETCH_OPS_BATCH: u32 = 64;
 
 impl Inner {
@@ -67,29 +67,34 @@ impl Inner {
         found
     }
 
-    /// Starts loading the key's sketch counters if this thread's next
-    /// access is one the sketch samples: a random line of the sketch, which
-    /// `count_access` then updates with locked instructions that wait for
-    /// it. Issued with [`Inner::prefetch_key`], the two misses overlap.
+    /// Starts loading the key's sketch counters: a random line of the
+    /// sketch, which `count_access` then reads and perhaps raises. Issued
+    /// with [`Inner::prefetch_key`], the two misses overlap.
     #[inline(always)]
-    pub(crate) fn prefetch_sketch(&self, ts: &ThreadSlot, h: KeyHash) {
-        if ts.sample.get().wrapping_add(1) % SKETCH_SAMPLE == 0 {
-            self.region.prefetch(self.sketch.block_of(h.0));
-        }
+    pub(crate) fn prefetch_sketch(&self, h: KeyHash) {
+        self.region.prefetch(self.sketch.block_of(h.0));
     }
 
-    /// The bookkeeping of one read: the sampled sketch access, the hit or
-    /// miss counter, and the clock's usage count in index entry `touch`.
+    /// The bookkeeping of one read: the sketch counts the access, the hit
+    /// or miss counter, and the usage count in index entry `touch`.
+    ///
+    /// Every access counts in the sketch: sampling one in eight, as this
+    /// did before, left the counts of resident keys (hits) far below
+    /// those of newcomers (whose put counts too), and admission worked
+    /// mostly against residents. A key at the top count is read and not
+    /// written, so hot keys do not bounce the sketch between cores.
     #[inline(always)]
     fn count_access(&self, ts: &ThreadSlot, h: KeyHash, hit: bool, touch: Option<u64>) {
         let r = &*self.region;
-        let s = ts.sample.get().wrapping_add(1);
-        ts.sample.set(s);
-        if s % SKETCH_SAMPLE == 0 {
-            self.sketch.bump(r, h.0);
-            if s % (SKETCH_SAMPLE * SKETCH_OPS_BATCH) == 0 {
+        if self.sketch.bump(r, h.0) {
+            let b = ts.bumps.get().wrapping_add(1);
+            ts.bumps.set(b);
+            if b % SKETCH_OPS_BATCH == 0 {
                 self.sketch.count_ops(r, SKETCH_OPS_BATCH as u64);
             }
+        }
+        if !hit {
+            ts.last_miss.set(h.0);
         }
         let counter = self.slots.off(ts.idx) + if hit { slot::HITS } else { slot::MISSES };
         // Only this thread writes its slot's counters: no atomic RMW needed.
@@ -574,9 +579,9 @@ impl Segment {
         }
         let inner = &*self.inner;
         let ts = local::thread_slot(inner)?;
-        // The usage count lives in the entry's line, which this path
-        // otherwise does not load: bump it on sampled accesses only.
-        let sampled = ts.sample.get() % SKETCH_SAMPLE == SKETCH_SAMPLE - 1;
+        let n = ts.sample.get().wrapping_add(1);
+        ts.sample.set(n);
+        let sampled = n % REVALIDATE_TOUCH == 0;
         inner.count_access(
             &ts,
             KeyHash(view.hit.fields.hash),
@@ -625,7 +630,7 @@ impl Segment {
         let first = inner.first_bucket_off(h);
         inner.prefetch_key(first);
         if counted {
-            inner.prefetch_sketch(&ts, h);
+            inner.prefetch_sketch(h);
         }
         inner.enter(&ts);
         let found = if counted {
@@ -658,7 +663,7 @@ impl Segment {
         let h = KeyHash::new(inner.seed, key);
         let first = inner.first_bucket_off(h);
         inner.prefetch_key(first);
-        inner.prefetch_sketch(&ts, h);
+        inner.prefetch_sketch(h);
         let (entry, fork_gen) = inner.pins().acquire(inner)?;
         inner.enter(&ts);
         let found = inner.lookup(&ts, h, first, key);

@@ -107,6 +107,7 @@ impl Inner {
 
         // 2. The index: drop every word that is not a valid link.
         let mut linked: HashMap<u64, u64> = HashMap::new();
+        let mut small = 0u64;
         for (b, slot) in l.shard_slots(shard_no) {
             let w = r.load(slot, Acquire);
             if w == 0 {
@@ -120,9 +121,13 @@ impl Inner {
                     // block, under a new version of the word.
                     let want = Fields::of_block(r, &h);
                     let entry = l.entry_of(slot);
+                    // The policy word is only a hint; a torn one costs
+                    // nothing but a misplaced eviction.
+                    let meta = entry::meta(r, entry);
                     if w & BUSY != 0 || entry::fields(r, entry) != want {
-                        entry::link(r, slot, entry, next_version(w), &want);
+                        entry::link(r, slot, entry, next_version(w), &want, meta);
                     }
+                    small += u64::from(meta & entry::SMALL != 0);
                 }
                 _ => r.store(slot, 0, Release),
             }
@@ -214,6 +219,8 @@ impl Inner {
         r.store(base + shard::LIMBO_TAIL, limbo.len() as u64, Release);
         r.store(base + shard::LIMBO_BYTES, limbo_bytes, Relaxed);
         r.store(base + shard::ENTRIES, linked.len() as u64, Relaxed);
+        r.store(base + shard::SMALL, small, Relaxed);
+        self.rebuild_queue(shard_no);
         r.store(base + shard::BYTES, linked.values().sum(), Relaxed);
         for c in 0..classes::TOTAL as u64 {
             r.store(base + shard::ALLOC_HINT + c * 8, 0, Relaxed);

@@ -10,6 +10,7 @@ use crate::mem::{sys, Region, Words};
 use crate::options::SegmentOptions;
 use crate::pins::PinPages;
 use crate::pins_local::PinLocal;
+use crate::policy::Policy;
 use crate::size::format_size;
 use crate::sketch::Sketch;
 use crate::slots::Slots;
@@ -44,6 +45,8 @@ pub(crate) struct Inner {
     pub slots: Slots,
     pub pin_pages: PinPages,
     pub sketch: Sketch,
+    /// The eviction policy, from the header.
+    pub policy: Policy,
     pub pins: Mutex<PinLocal>,
     pub closed: Arc<AtomicBool>,
     pub max_block: u64,
@@ -117,7 +120,7 @@ fn check_ownership(path: &Path, file: &File) -> Result<()> {
 
 /// The header fields that restate the layout: written at creation, and
 /// required to match the recomputed layout on attach.
-fn layout_fields(lay: &Layout) -> [(u64, u64); 16] {
+fn layout_fields(lay: &Layout) -> [(u64, u64); 18] {
     [
         (hdr::SHARD_COUNT, lay.shard_count),
         (hdr::BUCKETS, lay.buckets_per_shard),
@@ -135,6 +138,8 @@ fn layout_fields(lay: &Layout) -> [(u64, u64); 16] {
         (hdr::OFF_ARENA, lay.arena),
         (hdr::OFF_CHANGES, lay.changes),
         (hdr::OFF_TRACE, lay.trace),
+        (hdr::OFF_QUEUES, lay.queues),
+        (hdr::QUEUE_SLOTS, lay.queue_slots),
     ]
 }
 
@@ -260,6 +265,8 @@ impl Segment {
             (hdr::SEED, seed),
             (hdr::MAX_ENTRIES, max_entries),
             (hdr::CREATED_MS, sys::coarse_now_ms()),
+            (hdr::POLICY, opts.policy.unwrap_or_default().code()),
+            (hdr::WINDOW_SHARE, crate::climb::INITIAL_WINDOW_SHARE),
             (hdr::MAGIC, MAGIC),
         ];
         // The file is fresh from tmpfs and reads as zeros, which is the
@@ -428,6 +435,10 @@ impl Segment {
             ));
         }
         verify_checksum(&region).map_err(corrupt)?;
+        let code = get(hdr::POLICY);
+        if Policy::from_code(code).is_none() {
+            return Err(corrupt(format!("unknown eviction policy code {code}")));
+        }
         let seed = get(hdr::SEED);
         let file = file.try_clone().map_err(|e| Error::io(path, e))?;
         Ok(Some(Segment::from_parts(
@@ -450,6 +461,9 @@ impl Segment {
         seed: u64,
         opts: &SegmentOptions,
     ) -> Segment {
+        // Written at creation, and checked by `attach`.
+        let policy =
+            Policy::from_code(region.load(hdr::POLICY, Ordering::Relaxed)).unwrap_or_default();
         let slots = Slots {
             first: lay.readers,
             stride: layout::SLOT_SIZE,
@@ -475,7 +489,7 @@ impl Segment {
             base: lay.sketch,
             blocks: lay.sketch_blocks,
             ops: hdr::SKETCH_OPS,
-            period: 10 * lay.max_entries,
+            period: 16 * lay.max_entries,
         };
         let max_block = (lay.arena_bytes() / 2).max(crate::classes::MAX_CLASS_SIZE);
         Segment {
@@ -492,6 +506,7 @@ impl Segment {
                 slots,
                 pin_pages,
                 sketch,
+                policy,
                 pins: Mutex::new(PinLocal::new()),
                 closed: Arc::new(AtomicBool::new(false)),
                 max_block,
@@ -521,7 +536,12 @@ impl Segment {
     /// else a phrase such as "its size, 16.0 MiB (not 32.0 MiB)", for
     /// telling someone who attached with other figures. A size is
     /// compared as creation would lay it out.
-    pub fn kept_settings(&self, memory: Option<u64>, max_entries: Option<u64>) -> Option<String> {
+    pub fn kept_settings(
+        &self,
+        memory: Option<u64>,
+        max_entries: Option<u64>,
+        policy: Option<Policy>,
+    ) -> Option<String> {
         let l = self.layout();
         let mut kept = Vec::new();
         if let Some(m) = memory.map(layout::region_size_for) {
@@ -536,7 +556,25 @@ impl Segment {
         if let Some(n) = max_entries.filter(|&n| n != l.max_entries) {
             kept.push(format!("room for {} entries (not {n})", l.max_entries));
         }
+        if let Some(p) = policy.filter(|&p| p != self.inner.policy) {
+            kept.push(format!(
+                "its eviction policy, {} (not {p})",
+                self.inner.policy
+            ));
+        }
         (!kept.is_empty()).then(|| kept.join(" and "))
+    }
+
+    /// How the segment evicts, fixed at its creation.
+    pub fn policy(&self) -> Policy {
+        self.inner.policy
+    }
+
+    /// W-TinyLFU's window, as the share of entries the hill climber has
+    /// settled on for now (0 to 0.8).
+    pub fn window_share(&self) -> f64 {
+        self.inner.region.load(hdr::WINDOW_SHARE, Ordering::Relaxed) as f64
+            / (1024.0 * crate::climb::UNIT as f64)
     }
 
     /// The segment's instance id: random, drawn at creation. It tells one

@@ -38,26 +38,46 @@ impl Sketch {
 
     /// Counts one access to `hash`.
     pub fn increment<W: Words>(&self, w: &W, hash: u64) {
-        self.bump(w, hash);
-        self.count_ops(w, 1);
+        if self.bump(w, hash) {
+            self.count_ops(w, 1);
+        }
     }
 
     /// Raises the key's counters without counting toward the halving
     /// period; readers count their accesses in batches with `count_ops`,
     /// so they do not all hit one shared word.
-    pub fn bump<W: Words>(&self, w: &W, hash: u64) {
-        for (off, shift) in self.counters(hash) {
-            let mut cur = w.load(off, Relaxed);
-            loop {
-                if (cur >> shift) & 15 == 15 {
-                    break;
-                }
-                match w.compare_exchange(off, cur, cur + (1 << shift)) {
-                    Ok(_) => break,
-                    Err(now) => cur = now,
+    ///
+    /// Conservative: only the counters at the key's minimum rise, which
+    /// keeps cold keys' estimates nearer the truth. Plain loads and stores,
+    /// not read-modify-write instructions: a sketch tolerates the rare
+    /// increment two writers lose to each other, and a saturated (hot)
+    /// key is never written at all, so its line stays shared.
+    ///
+    /// Returns whether a counter rose: only those accesses count toward
+    /// the halving period, so traffic dominated by keys already at 15
+    /// keeps its history longer (as an in-process sketch does).
+    #[inline]
+    pub fn bump<W: Words>(&self, w: &W, hash: u64) -> bool {
+        let cs = self.counters(hash);
+        let mut vals = [0u64; DEPTH as usize];
+        for (v, &(off, shift)) in vals.iter_mut().zip(&cs) {
+            *v = (w.load(off, Relaxed) >> shift) & 15;
+        }
+        let min = vals.iter().copied().min().unwrap_or(15);
+        if min == 15 {
+            return false;
+        }
+        for (&v, &(off, shift)) in vals.iter().zip(&cs) {
+            if v == min {
+                // Reloaded: another writer may have raised it meanwhile,
+                // and a counter at 15 must not carry into its neighbour.
+                let cur = w.load(off, Relaxed);
+                if (cur >> shift) & 15 < 15 {
+                    w.store(off, cur + (1 << shift), Relaxed);
                 }
             }
         }
+        true
     }
 
     /// Adds `n` accesses toward the halving period; the caller whose batch

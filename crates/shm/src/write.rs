@@ -14,6 +14,7 @@ use crate::local::{self, ThreadSlot};
 use crate::lock::Acquired;
 use crate::mem::Words;
 use crate::options::{check_ttl, EvictReason, Evicted, PutIf, PutOptions, PutOutcome};
+use crate::policy::Policy;
 use crate::read::Found;
 use crate::rebalance::Reassigned;
 use crate::reclaim::{Backoff, RECLAIM_BATCH};
@@ -83,6 +84,10 @@ pub(crate) enum Removal {
     Expired,
 }
 
+/// A shard's writers see whether the window's climber is due once in
+/// this many inserts.
+const CLIMB_EVERY: u64 = 64;
+
 impl Removal {
     /// An entry removed to make room: expired if it was, else evicted.
     pub(crate) fn for_victim(expired: bool) -> Self {
@@ -136,8 +141,12 @@ impl Inner {
                 hash: f.hdr.hash,
             });
         }
+        let small = self.is_small(f.slot);
         if r.compare_exchange(f.slot, f.word, 0).is_err() {
             return;
+        }
+        if small {
+            self.add_small(shard, -1);
         }
         self.retire(ts, shard, f.hdr.off, f.hdr.size);
         self.counter(shard, shard::ENTRIES, -1);
@@ -197,6 +206,9 @@ impl Inner {
                 Some((slot, hdr)) => {
                     let r = &*self.region;
                     let expired = self.is_expired(&hdr, self.opts.clock.now_ms());
+                    if !expired && self.policy == Policy::NoEviction {
+                        return Ok(None);
+                    }
                     if let Some(c) = candidate.take() {
                         let victim = self.sketch.estimate(r, hdr.hash);
                         if !expired && !self.opts.admission.admit(c, victim) {
@@ -213,6 +225,7 @@ impl Inner {
                 }
                 // Nothing of this class to evict here: empty a slab (or a
                 // window of slabs) of another class and take it over.
+                None if pending == 0 && self.policy == Policy::NoEviction => return Ok(None),
                 None if pending == 0 && reassigns < MAX_REASSIGNS => {
                     reassigns += 1;
                     let slabs = if class == classes::LARGE {
@@ -252,55 +265,48 @@ impl Inner {
         }
     }
 
-    /// Where a put of this key lands. For a displaced entry of another
-    /// key, also its estimated frequency (for admission).
-    fn target(&self, h: KeyHash, key: &[u8], now: u64) -> (Target, u32) {
+    /// Where a put of this key lands, and whether a new entry enters the
+    /// policy's small queue; None if the eviction policy refuses it a
+    /// place. `freq` is the key's sketch count.
+    fn target(&self, h: KeyHash, key: &[u8], now: u64, freq: u32) -> Option<(Target, bool)> {
+        let small = self.new_is_small(freq);
         if let Some(f) = self.locate(h, key) {
-            return if self.is_expired(&f.hdr, now) {
-                (Target::Displace(f, Removal::Expired), 0)
+            return Some(if self.is_expired(&f.hdr, now) {
+                (Target::Displace(f, Removal::Expired), small)
             } else {
-                (Target::Update(f), 0)
-            };
+                (Target::Update(f), small)
+            });
         }
         let r = &*self.region;
         let l = &self.layout;
         let shard = h.shard(l);
-        let slots = || {
-            h.buckets(l).into_iter().flat_map(move |b| {
-                let line = l.bucket_off(shard, b);
-                (0..SLOTS_PER_BUCKET).map(move |i| line + i * 8)
-            })
-        };
         if let Some(slot) = self.free_slot(h) {
-            return (Target::Free(slot), 0);
+            return Some((Target::Free(slot), small));
         }
-        // Both buckets are full: an expired entry goes first, else the
-        // least frequent of the 16.
-        let mut coldest: Option<(Found, u32)> = None;
-        for slot in slots() {
-            let word = r.load(slot, Acquire);
-            let off = slot_block(word);
-            let hdr = (off >= l.arena && off < l.region_size)
-                .then(|| Header::read(r, off))
-                .flatten();
-            let Some(hdr) = hdr else {
-                // A word naming no valid block (only after corruption).
-                return (Target::Free(slot), 0);
-            };
-            let f = Found { slot, word, hdr };
-            if self.is_expired(&hdr, now) {
-                return (Target::Displace(f, Removal::Expired), 0);
+        // Both buckets are full: an expired entry goes first, else one of
+        // the 16 is displaced.
+        let mut cands = Vec::with_capacity(2 * SLOTS_PER_BUCKET as usize);
+        for b in h.buckets(l) {
+            let line = l.bucket_off(shard, b);
+            for slot in (0..SLOTS_PER_BUCKET).map(|i| line + i * 8) {
+                let word = r.load(slot, Acquire);
+                let off = slot_block(word);
+                let hdr = (off >= l.arena && off < l.region_size)
+                    .then(|| Header::read(r, off))
+                    .flatten();
+                let Some(hdr) = hdr else {
+                    // A word naming no valid block (only after corruption).
+                    return Some((Target::Free(slot), small));
+                };
+                let f = Found { slot, word, hdr };
+                if self.is_expired(&hdr, now) {
+                    return Some((Target::Displace(f, Removal::Expired), small));
+                }
+                cands.push(f);
             }
-            let freq = self.sketch.estimate(r, hdr.hash);
-            if coldest.as_ref().is_none_or(|(_, cf)| freq < *cf) {
-                coldest = Some((f, freq));
-            }
         }
-        match coldest {
-            Some((f, freq)) => (Target::Displace(f, Removal::Evicted), freq),
-            // Not reached: sixteen full, valid slots always yield one.
-            None => (Target::Free(l.bucket_off(shard, h.buckets(l)[0])), 0),
-        }
+        self.pair_victim(cands)
+            .map(|f| (Target::Displace(f, Removal::Evicted), small))
     }
 
     /// An empty slot for a new key, if either bucket has one. The first
@@ -455,7 +461,13 @@ impl Segment {
         let r = &*inner.region;
         let h = KeyHash::new(inner.seed, key);
         let shard = h.shard(&inner.layout);
-        inner.sketch.increment(r, h.0);
+        // A put right after this thread's counted miss of the key is the
+        // same access (get, miss, fetch, put): count it once.
+        if ts.last_miss.get() == h.0 {
+            ts.last_miss.set(0);
+        } else {
+            inner.sketch.increment(r, h.0);
+        }
 
         let _guard = inner.lock_shard(&ts, shard);
         // Every write attempt, even one refused below, tells other
@@ -466,7 +478,14 @@ impl Segment {
         let now = inner.opts.clock.now_ms();
         let expiry = opts.ttl.map(|t| expiry_at(now, t)).unwrap_or(0);
 
-        let (target, victim_freq) = inner.target(h, key, now);
+        let freq = inner.sketch.estimate(r, h.0);
+        let rejected = |inner: &Inner| {
+            inner.counter(shard, shard::REJECTIONS, 1);
+            Ok(Some(PutOutcome::Rejected))
+        };
+        let Some((target, small)) = inner.target(h, key, now, freq) else {
+            return rejected(inner);
+        };
         let current = match &target {
             Target::Update(f) => Some((f.hdr.value(r), f.word)),
             _ => None,
@@ -486,18 +505,21 @@ impl Segment {
                 max: inner.max_block - fixed,
             });
         }
-        let freq = inner.sketch.estimate(r, h.0);
-        let rejected = |inner: &Inner| {
-            inner.counter(shard, shard::REJECTIONS, 1);
-            Ok(Some(PutOutcome::Rejected))
+        // A new key takes a place of the shard's `max_entries` share: if
+        // they are all taken, the policy evicts one or refuses the key.
+        let small = match target {
+            Target::Free(_) => match inner.make_room(&ts, shard, freq)? {
+                Some(small) => small,
+                None => return rejected(inner),
+            },
+            _ => small,
         };
-        if matches!(target, Target::Displace(_, Removal::Evicted))
-            && !inner.opts.admission.admit(freq, victim_freq)
-        {
-            return rejected(inner);
-        }
         // A new key must also beat the clock's first victim if space is short.
-        let candidate = (!matches!(target, Target::Update(_))).then_some(freq);
+        // (Frequency policies only: LRU, FIFO and S3-FIFO let the clock's
+        // choice stand.)
+        let candidate = (!matches!(target, Target::Update(_))
+            && inner.policy.admits_by_frequency())
+        .then_some(freq);
         let class = classes::choose(key.len() as u64, tag.len() as u64, value.len() as u64);
         let Some(b) = inner.allocate(&ts, shard, class, need, candidate)? else {
             return rejected(inner);
@@ -522,7 +544,19 @@ impl Segment {
         // The commit point: the entry's fields, then the word.
         let fields = Fields::new(h.0, key, &tag, value.len() as u64, expiry);
         let entry = inner.layout.entry_of(slot);
-        entry::link(r, slot, entry, slot_word(b.off, h.tag()), &fields);
+        // An update keeps the entry's place in the policy's queues.
+        let meta = match &replaced {
+            Some(_) => entry::meta(r, entry),
+            None => inner.new_meta(shard, small),
+        };
+        entry::link(r, slot, entry, slot_word(b.off, h.tag()), &fields, meta);
+        if replaced.is_none() && inner.queues(small) {
+            inner.enqueue(shard, slot, meta);
+            inner.trim_window(shard);
+        }
+        if replaced.is_none() && entry::stamp_of(meta) % CLIMB_EVERY == 0 {
+            inner.climb();
+        }
         failpoint::hit("after_publish");
         let outcome = match replaced {
             Some(f) => {

@@ -362,13 +362,13 @@ fn relink_vs_read_of_one_entry() {
     for clear_first in [false, true] {
         model(move || {
             let w = LoomWords::new(16);
-            entry::link(&w, ENTRY_SLOT, ENTRY, WORD_A, &fields_a());
+            entry::link(&w, ENTRY_SLOT, ENTRY, WORD_A, &fields_a(), 0);
             let r = w.clone();
             let reader = thread::spawn(move || read_entry(&r));
             if clear_first {
                 assert!(w.compare_exchange(ENTRY_SLOT, WORD_A, 0).is_ok());
             }
-            entry::link(&w, ENTRY_SLOT, ENTRY, WORD_B, &fields_b());
+            entry::link(&w, ENTRY_SLOT, ENTRY, WORD_B, &fields_b(), 0);
             reader.join().unwrap();
         });
     }
@@ -380,7 +380,7 @@ fn relink_vs_read_of_one_entry() {
 fn expiry_change_vs_read_of_one_entry() {
     model(|| {
         let w = LoomWords::new(16);
-        entry::link(&w, ENTRY_SLOT, ENTRY, WORD_A, &fields_a());
+        entry::link(&w, ENTRY_SLOT, ENTRY, WORD_A, &fields_a(), 0);
         let next = entry::next_version(WORD_A);
         let r = w.clone();
         let reader = thread::spawn(move || {

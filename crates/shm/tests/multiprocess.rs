@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::io::Read;
 use std::time::{Duration, Instant};
-use strata_shm::{PutOptions, Segment, SegmentOptions};
+use strata_shm::{Policy, PutOptions, Segment, SegmentOptions};
 
 fn opts(dir: &str) -> SegmentOptions {
     SegmentOptions::default().dir(dir)
@@ -315,11 +315,41 @@ fn kill_dash_nine_anywhere_costs_nothing_lasting() {
     // this thread's; the children's janitors compete for the lease.
     let seg = Segment::create("s", &dir.opts(64 * MIB).janitor(false)).unwrap();
     let secs = env_u64("STRATA_CHAOS_SECONDS", 6);
+    chaos(&dir, &seg, secs, 64);
+}
+
+/// Every policy keeps its books through `kill -9`: a segment of 512
+/// entries under 2000 keys evicts all the time, by count and by space.
+#[test]
+fn kill_dash_nine_costs_nothing_lasting_under_every_policy() {
+    for policy in Policy::ALL {
+        let dir = ShmDir::new("chaos-policy");
+        let seg = Segment::create(
+            "s",
+            &dir.opts(64 * MIB)
+                .janitor(false)
+                .max_entries(512)
+                .policy(policy),
+        )
+        .unwrap();
+        assert_eq!(seg.policy(), policy);
+        chaos(&dir, &seg, 2, 2000);
+        if policy != Policy::NoEviction {
+            assert!(seg.stats().unwrap().evictions > 0, "{policy} never evicted");
+        }
+    }
+}
+
+/// Two survivors and a stream of victims (killed from outside at random
+/// moments, or by themselves at named failpoints) run `chaos` over `keys`
+/// keys for `secs`; then the segment must be whole.
+fn chaos(dir: &ShmDir, seg: &Segment, secs: u64, keys: u64) {
     let base_env = |seed: u64, secs: u64| {
         vec![
             ("SEG_DIR", dir.path.display().to_string()),
             ("SECS", secs.to_string()),
             ("SEED", seed.to_string()),
+            ("KEYS", keys.to_string()),
         ]
     };
     // Survivors verify every value they read from start to end.
@@ -383,6 +413,7 @@ fn kill_dash_nine_anywhere_costs_nothing_lasting() {
         st.used_bytes + st.limbo_bytes,
         "{st:?}"
     );
+    assert!(st.entries <= seg.layout().max_entries, "{st:?}");
     // Delete everything: the arena must come back whole.
     let keys: Vec<_> = seg.keys().collect();
     for k in keys {

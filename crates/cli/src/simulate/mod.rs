@@ -35,8 +35,10 @@ pub struct SimulateArgs {
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Policies to replay, comma-separated: l0 (a real L0 segment, its
-    /// default policy), l1 (the L1 tier, its default), lru, fifo, lfu,
-    /// s3fifo, wtinylfu, none, and opt (Belady's optimum, by entries).
+    /// default policy), l0:POLICY (a real L0 segment with lru, fifo, lfu,
+    /// s3fifo, wtinylfu or none), l1 (the L1 tier, its default), lru,
+    /// fifo, lfu, s3fifo, wtinylfu, none (L1's policies alone), and opt
+    /// (Belady's optimum, by entries).
     /// The first one is the one the recommendation is for.
     #[arg(long, short = 'p', value_delimiter = ',', default_value = "l0,l1")]
     pub policy: Vec<String>,
@@ -76,7 +78,8 @@ pub struct SimulateArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sim {
-    L0,
+    /// A real L0 segment with this policy (None: L0's default).
+    L0(Option<strata_shm::Policy>),
     L1,
     Opt,
     Policy(PolicyKind),
@@ -85,7 +88,8 @@ enum Sim {
 impl Sim {
     fn name(self) -> String {
         match self {
-            Sim::L0 => "l0".into(),
+            Sim::L0(None) => "l0".into(),
+            Sim::L0(Some(p)) => format!("l0:{p}"),
             Sim::L1 => "l1".into(),
             Sim::Opt => "opt".into(),
             Sim::Policy(k) => k.name().into(),
@@ -94,12 +98,19 @@ impl Sim {
 }
 
 fn parse_policy(s: &str) -> Result<Sim> {
-    Ok(match s.trim().to_ascii_lowercase().as_str() {
-        "l0" => Sim::L0,
+    let t = s.trim().to_ascii_lowercase();
+    if let Some(p) = t.strip_prefix("l0:") {
+        let p = p
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("{s:?}: {e}"))?;
+        return Ok(Sim::L0(Some(p)));
+    }
+    Ok(match t.as_str() {
+        "l0" => Sim::L0(None),
         "l1" => Sim::L1,
         "opt" | "belady" => Sim::Opt,
         other => Sim::Policy(other.parse().map_err(|_| {
-            anyhow::anyhow!("unknown policy {s:?}: expected l0, l1, lru, fifo, lfu, s3fifo, wtinylfu, none or opt")
+            anyhow::anyhow!("unknown policy {s:?}: expected l0, l0:POLICY, l1, lru, fifo, lfu, s3fifo, wtinylfu, none or opt")
         })?),
     })
 }
@@ -194,7 +205,7 @@ impl Runner<'_> {
         let start = Instant::now();
         let scaled = self.scaled(size);
         let mut out = match sim {
-            Sim::L0 => replay::l0(self.t, scaled, self.dir, &mut tick)?,
+            Sim::L0(p) => replay::l0(self.t, scaled, p, self.dir, &mut tick)?,
             Sim::L1 => replay::l1(self.t, scaled, &mut tick),
             Sim::Policy(k) => replay::policy(k, self.t, scaled, &mut tick),
             Sim::Opt => {
@@ -609,7 +620,7 @@ fn draw(
             .filter(|r| r.sim == sim)
             .map(|r| {
                 let x = match (sim, r.out.held) {
-                    (Sim::L0, Some(h)) if !by_bytes => h,
+                    (Sim::L0(_), Some(h)) if !by_bytes => h,
                     _ => r.spec.size.value(),
                 };
                 (x as f64, 1.0 - r.out.hit_ratio())

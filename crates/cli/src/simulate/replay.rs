@@ -5,7 +5,8 @@
 use super::trace::Trace;
 use anyhow::{Context, Result};
 use std::path::Path;
-use strata_shm::{PutOptions, Segment, SegmentOptions};
+use strata_shm::layout::MIN_ENTRIES;
+use strata_shm::{Policy, PutOptions, Segment, SegmentOptions};
 use strata_tiers::policy::PolicyKind;
 use strata_tiers::{L1Config, L1Tier, L1};
 
@@ -108,33 +109,31 @@ pub fn l1(t: &Trace, size: Size, tick: &mut dyn FnMut(usize)) -> Outcome {
     out
 }
 
-/// A real L0 segment in `dir`, with its default policy, removed after.
+/// A real L0 segment in `dir`, with `policy` (its default if None),
+/// removed after.
 ///
-/// By entries, the index is the bound: values are one byte and the
-/// arena is ample. L0's index is built of whole buckets, so it may hold
-/// more or fewer entries than asked; the replay is repeated once with the
-/// index rescaled when it held more than 2% off, and `held` reports what
-/// it held. By bytes, the segment's memory is the size (at least 8 MiB);
-/// its index and tables take part of it.
-pub fn l0(t: &Trace, size: Size, dir: &Path, tick: &mut dyn FnMut(usize)) -> Result<Outcome> {
+/// By entries, `max_entries` is the bound: values are one byte and the
+/// arena is ample. Each shard holds at most its share, so a trace whose
+/// keys fall unevenly on the shards may hold a few fewer; `held` reports
+/// what it held at its fullest. By bytes, the segment's memory is the
+/// size (at least 8 MiB); its index and tables take part of it.
+pub fn l0(
+    t: &Trace,
+    size: Size,
+    policy: Option<Policy>,
+    dir: &Path,
+    tick: &mut dyn FnMut(usize),
+) -> Result<Outcome> {
     match size {
-        Size::Entries(want) => {
-            let mut asked = want.max(1024);
-            let mut out = l0_once(t, size, asked, dir, tick)?;
-            let held = out.held.unwrap_or(want);
-            if want >= 1024 && held.abs_diff(want) * 50 > want {
-                asked = ((asked as f64) * (want as f64) / (held.max(1) as f64)).round() as u64;
-                out = l0_once(t, size, asked.max(1024), dir, tick)?;
-            }
-            Ok(out)
-        }
-        Size::Bytes(_) => l0_once(t, size, 0, dir, tick),
+        Size::Entries(want) => l0_once(t, size, policy, want.max(MIN_ENTRIES), dir, tick),
+        Size::Bytes(_) => l0_once(t, size, policy, 0, dir, tick),
     }
 }
 
 fn l0_once(
     t: &Trace,
     size: Size,
+    policy: Option<Policy>,
     max_entries: u64,
     dir: &Path,
     tick: &mut dyn FnMut(usize),
@@ -151,6 +150,9 @@ fn l0_once(
         .dir(dir)
         .huge_pages(false)
         .janitor(false);
+    if let Some(p) = policy {
+        opts = opts.policy(p);
+    }
     opts = match size {
         Size::Entries(_) => opts
             .memory((max_entries * 512).max(16 << 20).next_multiple_of(2 << 20))

@@ -154,6 +154,7 @@ class Cache:
         channel: Optional[str] = None,
         l1: Union[int, str, None] = None,
         l1_policy: Optional[str] = None,
+        policy: Optional[str] = None,
     ) -> "Cache":
         """Attach to the named cache, creating it (with `memory` bytes or a
         size such as "1GiB"; default 1 GiB) if `create` is true. `dir`
@@ -165,12 +166,14 @@ class Cache:
         refuses to admit, and answers L0 misses before Redis is asked;
         `l1_policy` is one of lru, fifo, lfu, s3fifo, wtinylfu (the
         default) or none.
-        `max_entries` sizes a new cache's index (default: one entry per 4
-        KiB of memory; each costs 144 bytes of index); raise it for values
-        much smaller than 4 KiB. A new cache is built on 2 MiB pages where
+        `max_entries` is the most entries a new cache holds (default: one
+        per 4 KiB of memory; each costs about 160 bytes of index); raise it
+        for values much smaller than 4 KiB. `policy` is how a new cache
+        evicts: wtinylfu (the default), s3fifo, lru, lfu, fifo, or none
+        (refuse new keys when full). A new cache is built on 2 MiB pages where
         the kernel can (Linux 6.1 and later), which makes lookups faster;
         `huge_pages=False` keeps 4 KiB pages. An existing cache keeps the
-        size and capacity it was created with: asking for others warns
+        size, capacity and policy it was created with: asking for others warns
         (RuntimeWarning). A cache file that another user owns, or that
         others may write, is refused with ForeignSegmentError unless
         `trust_foreign=True` (for sharing a cache between users on

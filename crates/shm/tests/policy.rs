@@ -1,0 +1,222 @@
+//! L0's eviction policies, on a real segment bounded by `max_entries`:
+//! what each keeps, and that the choice is the creator's.
+
+mod common;
+use common::*;
+use strata_shm::{Policy, PutOptions, PutOutcome, Segment};
+
+const CAP: u64 = 1024;
+
+fn segment(dir: &ShmDir, policy: Policy) -> Segment {
+    Segment::create(
+        "s",
+        &dir.opts(16 * MIB)
+            .max_entries(CAP)
+            .janitor(false)
+            .policy(policy),
+    )
+    .unwrap()
+}
+
+fn key(i: u64) -> Vec<u8> {
+    format!("key-{i}").into_bytes()
+}
+
+fn put(seg: &Segment, i: u64) -> PutOutcome {
+    seg.put(&key(i), b"v", &PutOptions::default()).unwrap()
+}
+
+/// A get, then a put on a miss: how a cache is used.
+fn access(seg: &Segment, i: u64) -> bool {
+    let hit = seg.get(&key(i)).unwrap().is_some();
+    if !hit {
+        put(seg, i);
+    }
+    hit
+}
+
+fn present(seg: &Segment, keys: std::ops::Range<u64>) -> usize {
+    keys.filter(|&i| seg.contains(&key(i)).unwrap()).count()
+}
+
+#[test]
+fn every_policy_holds_at_most_max_entries_and_keeps_its_books() {
+    for policy in Policy::ALL {
+        let dir = ShmDir::new("policy-books");
+        let seg = segment(&dir, policy);
+        let mut x = 88172645463325252u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let i = x % 4000;
+            match x % 10 {
+                0 => {
+                    seg.delete(&key(i)).unwrap();
+                }
+                _ => {
+                    access(&seg, i);
+                }
+            }
+        }
+        assert!(seg.len() <= CAP, "{policy}: {}", seg.len());
+        let rep = seg.check().unwrap();
+        assert!(rep.is_clean(), "{policy}: {:?}", rep.violations);
+        if policy != Policy::NoEviction {
+            assert!(seg.stats().unwrap().evictions > 0, "{policy}");
+        }
+    }
+}
+
+#[test]
+fn fifo_evicts_in_insertion_order_whatever_the_hits() {
+    let dir = ShmDir::new("policy-fifo");
+    let seg = segment(&dir, Policy::Fifo);
+    // Three quarters full: no shard is at its share yet.
+    for i in 0..CAP * 3 / 4 {
+        put(&seg, i);
+    }
+    // Reads do not save the oldest keys from FIFO.
+    for _ in 0..5 {
+        for i in 0..100 {
+            assert!(seg.get(&key(i)).unwrap().is_some());
+        }
+    }
+    // Twice the capacity in new keys: every shard gets more than it
+    // holds, however unevenly they fall.
+    for i in 10_000..10_000 + 2 * CAP {
+        put(&seg, i);
+    }
+    // Each shard evicted its own oldest: every old key went, and the
+    // newest stayed.
+    assert_eq!(present(&seg, 0..CAP * 3 / 4), 0);
+    assert_eq!(present(&seg, 10_000 + 2 * CAP - 200..10_000 + 2 * CAP), 200);
+}
+
+#[test]
+fn lru_keeps_what_is_read_and_fifo_does_not() {
+    for (policy, hot_kept) in [(Policy::Lru, true), (Policy::Fifo, false)] {
+        let dir = ShmDir::new("policy-lru");
+        let seg = segment(&dir, policy);
+        for i in 0..CAP * 3 / 4 {
+            put(&seg, i);
+        }
+        // Keys 0..100 stay in use while 2000 new ones pass through.
+        for n in 0..2000 {
+            put(&seg, 10_000 + n);
+            if n % 4 == 0 {
+                for i in 0..100 {
+                    seg.get(&key(i)).unwrap();
+                }
+            }
+        }
+        let kept = present(&seg, 0..100);
+        if hot_kept {
+            assert_eq!(kept, 100, "{policy}");
+        } else {
+            assert_eq!(kept, 0, "{policy}");
+        }
+    }
+}
+
+#[test]
+fn wtinylfu_and_s3fifo_keep_frequent_keys_through_a_scan() {
+    for policy in [Policy::WTinyLfu, Policy::S3Fifo, Policy::Lfu] {
+        let dir = ShmDir::new("policy-scan");
+        let seg = segment(&dir, policy);
+        // A working set of 500 keys, each read several times...
+        for _ in 0..8 {
+            for i in 0..500 {
+                access(&seg, i);
+            }
+        }
+        // ...then a scan of 5000 keys read once each.
+        for i in 100_000..105_000 {
+            access(&seg, i);
+        }
+        let kept = present(&seg, 0..500);
+        assert!(kept >= 450, "{policy}: kept {kept} of 500");
+    }
+    // LRU loses them all to the scan.
+    let dir = ShmDir::new("policy-scan-lru");
+    let seg = segment(&dir, Policy::Lru);
+    for _ in 0..8 {
+        for i in 0..500 {
+            access(&seg, i);
+        }
+    }
+    for i in 100_000..105_000 {
+        access(&seg, i);
+    }
+    assert_eq!(present(&seg, 0..500), 0);
+}
+
+#[test]
+fn no_eviction_refuses_new_keys_when_full_and_keeps_the_old() {
+    let dir = ShmDir::new("policy-none");
+    let seg = segment(&dir, Policy::NoEviction);
+    let mut inserted = 0;
+    for i in 0..CAP + 500 {
+        if put(&seg, i) == PutOutcome::Inserted {
+            inserted += 1;
+        }
+    }
+    assert_eq!(seg.len(), inserted);
+    assert!((CAP * 9 / 10..=CAP).contains(&inserted), "{inserted}");
+    let st = seg.stats().unwrap();
+    assert_eq!(st.evictions, 0);
+    assert_eq!(st.rejections, CAP + 500 - inserted);
+    // Updates of present keys still go through; deletes make room.
+    let old = (0..CAP).find(|&i| seg.contains(&key(i)).unwrap()).unwrap();
+    assert_eq!(
+        seg.put(&key(old), b"w", &PutOptions::default()).unwrap(),
+        PutOutcome::Updated
+    );
+    for i in 0..CAP / 2 {
+        seg.delete(&key(i)).unwrap();
+    }
+    assert_eq!(put(&seg, 999_999), PutOutcome::Inserted);
+}
+
+#[test]
+fn the_policy_is_the_creators() {
+    let dir = ShmDir::new("policy-fixed");
+    let seg = segment(&dir, Policy::S3Fifo);
+    assert_eq!(seg.policy(), Policy::S3Fifo);
+    // Another handle, asking for another policy, evicts by the creator's
+    // and is told so.
+    let other = Segment::open("s", &dir.opts(16 * MIB).policy(Policy::Lru)).unwrap();
+    assert_eq!(other.policy(), Policy::S3Fifo);
+    assert_eq!(
+        other
+            .kept_settings(None, None, Some(Policy::Lru))
+            .as_deref(),
+        Some("its eviction policy, s3fifo (not lru)")
+    );
+    // Unnamed, it takes whatever the segment has.
+    let plain = Segment::open("s", &dir.opts(16 * MIB)).unwrap();
+    assert_eq!(plain.policy(), Policy::S3Fifo);
+    // The default is W-TinyLFU.
+    let dir2 = ShmDir::new("policy-default");
+    assert_eq!(dir2.create("d", 16 * MIB).policy(), Policy::WTinyLfu);
+}
+
+#[test]
+fn the_window_grows_on_recency_traffic() {
+    let dir = ShmDir::new("policy-window");
+    let seg = segment(&dir, Policy::WTinyLfu);
+    let start = seg.window_share();
+    // Each new key is read again a little later, then never: only a
+    // large window catches the second read.
+    for n in 0..200_000u64 {
+        access(&seg, n);
+        if n >= 300 {
+            access(&seg, n - 300);
+        }
+    }
+    assert!(
+        seg.window_share() > start * 4.0,
+        "window {} from {start}",
+        seg.window_share()
+    );
+}
