@@ -1,10 +1,10 @@
 """Hit ratios of L0's policy against the reference policies, and the gates
 of the eviction-policy work (G1-G5), on public and synthetic traces.
 
-- L0 is the real segment: a `strata.Cache` whose index holds `capacity`
-  entries (values of one byte, so the index, not the arena, is the
-  capacity), read and filled as a cache-aside client would: get, and set
-  on a miss.
+- L0 is the real segment, with its default policy, and L1 the real tier,
+  both replayed by `strata simulate` (values of one byte, so
+  `max_entries`, not the arena, is L0's capacity), read and filled as a
+  cache-aside client would: get, and put on a miss.
 - The references come from libcachesim (PyPI `libcachesim`): LRU, ARC,
   LIRS, S3-FIFO, SIEVE and W-TinyLFU. "Best online" is the best of them
   on each trace and size.

@@ -208,8 +208,8 @@ pub fn write_expiry(w: &impl Words, entry: u64, at: u64) {
 // The policy word (at USAGE): the usage count in bits 0..2, which readers
 // raise and the clock lowers; the small-queue flag (W-TinyLFU's window,
 // S3-FIFO's small queue) in bit 2; and from bit 8 the stamp, the shard's
-// insertion count when the entry entered (or was last given a second
-// chance), which orders candidates by age.
+// insertion count when the entry was linked, which names the entry in the
+// queue ring and orders entries by age.
 const USAGE_BITS: u64 = 3;
 /// The entry is in the small queue.
 pub const SMALL: u64 = 1 << 2;
@@ -242,11 +242,6 @@ pub fn stamp_of(m: u64) -> u64 {
 /// `m` with its usage count replaced.
 pub fn with_usage(m: u64, u: u64) -> u64 {
     (m & !USAGE_BITS) | u.min(MAX_USAGE)
-}
-
-/// `m` restamped: a second chance sends the entry to the back.
-pub fn with_stamp(m: u64, stamp: u64) -> u64 {
-    (m & ((1 << STAMP_SHIFT) - 1)) | (stamp << STAMP_SHIFT)
 }
 
 /// The clock's usage count of the entry's block.

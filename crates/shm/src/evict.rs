@@ -290,9 +290,9 @@ impl Inner {
     }
 
     /// W-TinyLFU: the newcomer enters the window. If the window is full,
-    /// its oldest entry leaves it to meet main's CLOCK victim, and the
-    /// sketch keeps whichever is counted more often (the resident on a
-    /// tie); with an empty window the newcomer itself is the one leaving,
+    /// its oldest entry leaves it to meet main's victim ([`Self::main_victim`]),
+    /// and the sketch keeps whichever is counted more often (the resident
+    /// on a tie); with an empty window the newcomer itself is the one leaving,
     /// and is refused if it loses. If the window has room, main's victim
     /// simply goes.
     fn wtinylfu_room(&self, ts: &ThreadSlot, shard_no: u64, freq: u32) -> Result<Option<bool>> {

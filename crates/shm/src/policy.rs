@@ -1,13 +1,13 @@
 //! L0's eviction policies, and the admission seam.
 //!
-//! A new key can only live in its two index buckets, so when both are
-//! full one of their 16 entries must give way: the policy chooses which
-//! (`victim.rs`), from what each entry carries in its policy word (a
-//! usage count readers raise, a small-queue flag, and the insertion
-//! stamp) and from the shared frequency sketch. When the arena, not the
-//! index, is short, the clock picks the victim among the blocks of the
-//! size class, and [`Admission`] decides whether the newcomer may take its
-//! place.
+//! `max_entries` bounds each shard; a new key that finds its shard full
+//! makes room by the policy (`evict.rs`), from what each entry carries in
+//! its policy word (a usage count readers raise, a small-queue flag, and
+//! an insertion stamp), the shard's queue ring (`queue.rs`) and the shared
+//! frequency sketch. When the arena, not the index, is short, the clock
+//! picks the victim among the blocks of the size class, and for the
+//! frequency policies [`Admission`] decides whether the newcomer may take
+//! its place.
 //!
 //! The policy is fixed when a segment is created and stored in its
 //! header, so every process evicts the same way.
@@ -18,24 +18,24 @@ use std::str::FromStr;
 /// How L0 chooses what to evict when a key's index buckets are full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Policy {
-    /// Least recently used, as CLOCK approximates it: the oldest of the
-    /// candidates whose usage count is zero; one with a count loses a
-    /// point and goes to the back instead (second chance). Readers only
-    /// raise a 2-bit count, so a hit writes nothing once a key is warm.
+    /// Least recently used, as CLOCK approximates it: a hand walks the
+    /// shard's entries, and the first whose usage count is zero goes;
+    /// those it passes lose a point. Readers only raise a 2-bit count, so
+    /// a hit writes nothing once a key is warm.
     Lru,
-    /// First in, first out: the oldest candidate, whatever its hits.
+    /// First in, first out: the shard's oldest entry, whatever its hits.
     Fifo,
-    /// Least frequently used by the shared sketch, whose counts halve
-    /// periodically (ageing); ties go to the oldest.
+    /// Least frequently used by the shared sketch, of 16 entries under the
+    /// hand; the sketch's counts halve periodically (ageing).
     Lfu,
     /// S3-FIFO: new keys enter a small queue (10% of entries) and move to
-    /// the main one only if hit there; keys the sketch has seen recently
-    /// (the ghost) go straight to main. Main is CLOCK.
+    /// main only if read there; keys the sketch has seen recently (the
+    /// ghost) go straight to main. Main is CLOCK.
     S3Fifo,
-    /// W-TinyLFU: new keys enter a window; a key leaving the window
-    /// displaces the least frequent main entry only if the sketch counts
-    /// it more often, else it is evicted. The window's share adapts to
-    /// the traffic by hill climbing on the hit ratio.
+    /// W-TinyLFU: new keys enter a window; a key leaving the full window
+    /// displaces main's victim only if the sketch counts it more often,
+    /// else it is evicted. The window's share adapts to the traffic by
+    /// hill climbing on the hit ratio.
     #[default]
     WTinyLfu,
     /// Never evicts: a put that needs room is refused. With TTLs, this is
