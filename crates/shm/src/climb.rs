@@ -92,9 +92,16 @@ impl Inner {
             n if n < 0 => -UNIT / 4,
             _ => UNIT / 4,
         };
-        r.store(hdr::CLIMB_STEP, next as u64, Relaxed);
         let share = r.load(hdr::WINDOW_SHARE, Relaxed) as i64;
         let share = (share + amount).clamp(0, MAX_SHARE * UNIT);
+        // At a bound the next step turns inward: a flat hit ratio would
+        // otherwise keep pushing against it for good.
+        let next = match share {
+            0 => next.abs(),
+            s if s == MAX_SHARE * UNIT => -next.abs(),
+            _ => next,
+        };
+        r.store(hdr::CLIMB_STEP, next as u64, Relaxed);
         r.store(hdr::WINDOW_SHARE, share as u64, Relaxed);
     }
 }
