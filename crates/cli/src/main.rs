@@ -90,7 +90,7 @@ enum Command {
         #[arg(long, short = 'm', value_parser = parse_memory)]
         memory: Option<u64>,
         /// Index capacity: the most entries the segment holds (default:
-        /// one per 4 KiB of memory; each costs about 160 bytes of index).
+        /// one per 4 KiB of memory; each costs about 200 bytes of index).
         #[arg(long)]
         max_entries: Option<u64>,
         /// Eviction policy: wtinylfu (default), s3fifo, lru, lfu, fifo, or

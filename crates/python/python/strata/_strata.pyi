@@ -167,7 +167,7 @@ class Cache:
         `l1_policy` is one of lru, fifo, lfu, s3fifo, wtinylfu (the
         default) or none.
         `max_entries` is the most entries a new cache holds (default: one
-        per 4 KiB of memory; each costs about 160 bytes of index); raise it
+        per 4 KiB of memory; each costs about 200 bytes of index); raise it
         for values much smaller than 4 KiB. `policy` is how a new cache
         evicts: wtinylfu (the default), s3fifo, lru, lfu, fifo, or none
         (refuse new keys when full). A new cache is built on 2 MiB pages where
