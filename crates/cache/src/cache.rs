@@ -30,7 +30,7 @@ pub struct Cache {
     pub(crate) counters: Counters,
     redis: Option<Arc<RedisTier>>,
     inval: Option<Arc<Invalidation>>,
-    l1: Option<Arc<LocalTier>>,
+    pub(crate) l1: Option<Arc<LocalTier>>,
 }
 
 /// Counters of the serving patterns.
@@ -61,6 +61,8 @@ pub struct CacheStats {
     pub l1_promotions: u64,
     pub l1_invalidated: u64,
     pub l1_lapped: u64,
+    /// Decoded objects this process kept in L1 (`Cache::keep_object`).
+    pub l1_objects: u64,
     pub l2: Option<TierStatsSnapshot>,
     /// Values fetched from L2 and stored in L0.
     pub promotions: u64,
@@ -215,7 +217,7 @@ impl Cache {
         // change log.
         let missing: Vec<usize> = match &self.l1 {
             Some(l1) => (0..keys.len())
-                .filter(|&i| match l1.get(keys[i]) {
+                .filter(|&i| match l1.get(keys[i], false) {
                     Some((v, ttl)) => {
                         out[i] = Some(self.promote_from_l1(l1, keys[i], v, ttl, views));
                         false
@@ -265,7 +267,8 @@ impl Cache {
         if matches!(outcome, Ok(PutOutcome::Rejected)) {
             // The attempt logged the key, which would drop L1's copy: keep
             // it unless someone else changed the key meanwhile.
-            l1.keep_refused(h, before, key, v.clone(), ttl);
+            let w = strata_tiers::L1Tier::weight_of(key, &v.bytes);
+            l1.keep_refused(h, before, key, (v.clone(), w), ttl);
         }
         if stored {
             l1.promotions.fetch_add(1, Relaxed);
@@ -298,12 +301,10 @@ impl Cache {
         let before = self.seg.change_position(h);
         let outcome = self.seg.put(key, value, opts)?;
         if outcome == PutOutcome::Rejected {
-            let v = strata_tiers::L1Value {
-                bytes: Arc::from(value),
-                tag: opts.tag.clone(),
-            };
+            let v = strata_tiers::L1Value::from_bytes(Arc::from(value), opts.tag.clone());
+            let w = strata_tiers::L1Tier::weight_of(key, value);
             // Reads the log past this put itself.
-            l1.keep_refused(h, before, key, v, opts.ttl);
+            l1.keep_refused(h, before, key, (v, w), opts.ttl);
         } else {
             l1.sync(before.0);
         }
@@ -509,6 +510,7 @@ impl Cache {
             l1_promotions: self.l1.as_ref().map_or(0, |t| t.promotions.load(Relaxed)),
             l1_invalidated: self.l1.as_ref().map_or(0, |t| t.dropped.load(Relaxed)),
             l1_lapped: self.l1.as_ref().map_or(0, |t| t.lapped.load(Relaxed)),
+            l1_objects: self.l1.as_ref().map_or(0, |t| t.objects.load(Relaxed)),
             l2: self.l2.as_ref().map(|t| t.stats()),
             promotions: self.promotions.load(Relaxed),
             write_back_pending: pending,

@@ -32,6 +32,8 @@ pub(crate) struct LocalTier {
     pub promotions: AtomicU64,
     pub dropped: AtomicU64,
     pub lapped: AtomicU64,
+    /// Decoded objects kept (see `objects.rs`).
+    pub objects: AtomicU64,
 }
 
 impl LocalTier {
@@ -48,6 +50,7 @@ impl LocalTier {
             promotions: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             lapped: AtomicU64::new(0),
+            objects: AtomicU64::new(0),
         }))
     }
 
@@ -104,16 +107,21 @@ impl LocalTier {
         }
     }
 
-    /// The value of `key` if L1 has it and it is current.
-    pub fn get(&self, key: &[u8]) -> Option<(L1Value, Option<Duration>)> {
+    /// The value of `key` if L1 has it and it is current, bytes or object
+    /// as `objects` asks; an entry of the other kind is a miss.
+    pub fn get(&self, key: &[u8], objects: bool) -> Option<(L1Value, Option<Duration>)> {
         let h = self.seg.key_hash(key);
         let (shard, _) = self.seg.change_position(h);
         self.sync(shard);
-        self.tier.inner().get_hashed(h, key)
+        self.tier
+            .inner()
+            .get_hashed(h, key)
+            .filter(|(v, _)| v.is_object() == objects)
     }
 
     /// Keeps a value this process just offered L0 in a put that L0
-    /// refused: `before` is the key's log position from before the put.
+    /// refused (or an object decoded from a value it just wrote), charged
+    /// `w`: `before` is the key's log position from before the put.
     /// The put logged the key once; the copy is kept only if nobody else
     /// logged it since `before`. The log is first read past that put, so
     /// that its entry does not drop the copy afterwards.
@@ -122,12 +130,11 @@ impl LocalTier {
         hash: u64,
         before: (u64, u64),
         key: &[u8],
-        value: L1Value,
+        (value, w): (L1Value, usize),
         ttl: Option<Duration>,
     ) -> bool {
         let (shard, at) = before;
         self.sync(shard);
-        let w = L1Tier::weight_of(key, &value.bytes);
         self.tier
             .inner()
             .insert_hashed(hash, key, value, w, ttl, || {
@@ -139,17 +146,16 @@ impl LocalTier {
             })
     }
 
-    /// Keeps a copy taken from L0 when the key's shard log stood at
-    /// `position`.
+    /// Keeps a copy taken from L0 (or an object decoded from one) when
+    /// the key's shard log stood at `position`, charged `w`.
     pub fn keep(
         &self,
         hash: u64,
         position: (u64, u64),
         key: &[u8],
-        value: L1Value,
+        (value, w): (L1Value, usize),
         ttl: Option<Duration>,
     ) -> bool {
-        let w = L1Tier::weight_of(key, &value.bytes);
         let (shard, at) = position;
         self.tier
             .inner()
@@ -169,11 +175,9 @@ impl LocalTier {
             Some(at) => Some(Duration::from_millis(at - now_ms)),
             None => None,
         };
-        let value = L1Value {
-            bytes: Arc::from(e.value),
-            tag: e.tag.clone(),
-        };
-        if self.keep(e.hash, e.change_position, e.key, value, ttl) {
+        let value = L1Value::from_bytes(Arc::from(e.value), e.tag.clone());
+        let w = L1Tier::weight_of(e.key, e.value);
+        if self.keep(e.hash, e.change_position, e.key, (value, w), ttl) {
             self.demotions.fetch_add(1, Relaxed);
         }
     }

@@ -35,6 +35,7 @@ mod l1;
 #[cfg(feature = "metrics")]
 mod metrics;
 mod namespace;
+mod objects;
 mod policy;
 mod value;
 mod warm;
@@ -45,6 +46,7 @@ pub use cache::{flush_all, Cache, CacheStats};
 pub use compute::{refresh_early, ComputeOptions, Computed};
 pub use error::{Error, Result};
 pub use namespace::{Namespace, NS_VERSION_TTL};
+pub use objects::ObjectTicket;
 pub use policy::WritePolicy;
 pub use strata_shm::{PutOptions, PutOutcome, Segment, SegmentOptions, TypeTag};
 pub use strata_tiers::policy::PolicyKind;

@@ -180,3 +180,86 @@ fn an_l1_hit_that_l0_refuses_stays_in_l1() {
         "L0 refused nothing"
     );
 }
+
+/// What a process decodes from a value, kept in its L1 in place of the
+/// bytes.
+#[derive(Debug, PartialEq)]
+struct Decoded(u64, u8);
+
+fn decode(v: &[u8]) -> Decoded {
+    Decoded(u64::from_le_bytes(v[..8].try_into().unwrap()), v[8])
+}
+
+/// Reads `i` as a decoding caller does: the kept object, else the bytes
+/// (ticket first), decoded and kept.
+fn read_decoded(c: &Cache, i: u64) -> Option<std::sync::Arc<Decoded>> {
+    if let Some(d) = c.get_object::<Decoded>(&key(i)) {
+        return Some(d);
+    }
+    let ticket = c.object_ticket(&key(i)).expect("L1 is on");
+    let d = std::sync::Arc::new(decode(&read(c, i)?));
+    c.keep_object(ticket, &key(i), d.clone(), VALUE, None);
+    Some(d)
+}
+
+#[test]
+fn decoded_objects_stay_in_l1_until_their_key_changes() {
+    let dir = ShmDir::new("l1-objects");
+    let c = cache(dir.path.to_str().unwrap(), true);
+    fill(&c, 300);
+    let first: Vec<_> = (0..210).map(|i| read_decoded(&c, i).unwrap()).collect();
+    // The same objects come back, not new decodings.
+    for i in 0..210 {
+        let again = c.get_object::<Decoded>(&key(i)).expect("kept");
+        assert!(std::sync::Arc::ptr_eq(&again, &first[i as usize]));
+    }
+    assert_eq!(c.stats().unwrap().l1_objects, 210);
+    // A byte reader does not take an object for a value, nor an object
+    // reader another type.
+    assert_eq!(read(&c, 5), Some(value(5, 1)));
+    assert!(c.get_object::<String>(&key(5)).is_none());
+    // Another process rewrites keys 0..200 and deletes key 200.
+    let mut child = spawn_role("rewrite", &dir, &[("N", "200".into())]);
+    assert!(child.wait().unwrap().success());
+    for i in 0..200 {
+        assert!(c.get_object::<Decoded>(&key(i)).is_none(), "key {i}: stale");
+        assert_eq!(*read_decoded(&c, i).unwrap(), Decoded(i, 2));
+    }
+    assert!(c.get_object::<Decoded>(&key(200)).is_none(), "deleted");
+    // Untouched keys keep their objects.
+    let kept = c.get_object::<Decoded>(&key(205)).expect("untouched");
+    assert!(std::sync::Arc::ptr_eq(&kept, &first[205]));
+}
+
+#[test]
+fn an_object_decoded_from_a_replaced_value_is_not_kept() {
+    let dir = ShmDir::new("l1-objects-race");
+    let c = cache(dir.path.to_str().unwrap(), true);
+    fill(&c, 10);
+    let ticket = c.object_ticket(&key(3)).unwrap();
+    let old = decode(&read(&c, 3).unwrap());
+    // Someone writes the key between the read and the keep.
+    c.put(&key(3), &value(3, 9), &Default::default()).unwrap();
+    assert!(!c.keep_object(ticket, &key(3), std::sync::Arc::new(old), VALUE, None));
+    assert!(c.get_object::<Decoded>(&key(3)).is_none());
+}
+
+#[test]
+fn decoded_objects_expire_with_their_value() {
+    let dir = ShmDir::new("l1-objects-ttl");
+    let c = cache(dir.path.to_str().unwrap(), true);
+    let short = strata::PutOptions::default().ttl(Duration::from_millis(300));
+    c.put(&key(1), &value(1, 1), &short).unwrap();
+    let d = read_decoded(&c, 1).unwrap();
+    assert_eq!(*d, Decoded(1, 1));
+    assert!(c.get_object::<Decoded>(&key(1)).is_some());
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        c.get_object::<Decoded>(&key(1)).is_none(),
+        "outlived its TTL"
+    );
+    // Without L1 there is nothing to keep.
+    let plain = cache(dir.path.to_str().unwrap(), false);
+    assert!(plain.object_ticket(&key(1)).is_none());
+    assert!(plain.get_object::<Decoded>(&key(1)).is_none());
+}

@@ -33,6 +33,10 @@ const MEMO_PER_SHARD: usize = 16;
 /// `memo=N` remembers up to N recent `get_numpy` results of this process,
 /// of keys read at least twice lately, and revalidates them with one index
 /// load (see docs/python.md).
+/// A key's place in L0's change log (`Cache._object_ticket`).
+#[pyclass(frozen, module = "strata", name = "_ObjectTicket")]
+pub struct ObjectTicketPy(strata::ObjectTicket);
+
 #[pyclass(frozen, module = "strata")]
 pub struct Cache {
     seg: Segment,
@@ -590,6 +594,57 @@ impl Cache {
         Ok(PyBytes::new(py, value.bytes()).into_any())
     }
 
+    /// The object `@strata.cached` kept in this process's L1 for `key`,
+    /// else `default`: see `Cache::get_object`.
+    fn _object_get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        default: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.seg()?;
+        Ok(match self.tiers.get_object::<Py<PyAny>>(key_bytes(key)?) {
+            Some(obj) => obj.bind(py).clone(),
+            None => default,
+        })
+    }
+
+    /// Where `key` stands in L0's change log, to take before reading the
+    /// bytes an object is decoded from; None without L1.
+    fn _object_ticket(&self, key: &Bound<'_, PyAny>) -> PyResult<Option<ObjectTicketPy>> {
+        self.seg()?;
+        Ok(self
+            .tiers
+            .object_ticket(key_bytes(key)?)
+            .map(ObjectTicketPy))
+    }
+
+    /// Keeps `obj`, decoded from `key`'s value read after `ticket`, in L1
+    /// unless the key changed since; charged `size` bytes; expiring with
+    /// the value, or after `ttl` seconds if L0 does not hold it.
+    /// `wrote`: this call computed and stored the value itself.
+    #[pyo3(signature = (key, ticket, obj, size, ttl = None, wrote = false))]
+    fn _object_keep(
+        &self,
+        key: &Bound<'_, PyAny>,
+        ticket: &ObjectTicketPy,
+        obj: Bound<'_, PyAny>,
+        size: usize,
+        ttl: Option<f64>,
+        wrote: bool,
+    ) -> PyResult<bool> {
+        self.seg()?;
+        let ttl = ttl.map(ttl_from_secs).transpose().map_err(to_py)?;
+        let ticket = if wrote { ticket.0.wrote() } else { ticket.0 };
+        Ok(self.tiers.keep_object(
+            ticket,
+            key_bytes(key)?,
+            std::sync::Arc::new(obj.unbind()),
+            size,
+            ttl,
+        ))
+    }
+
     /// Loads values from Redis into the shared memory ahead of traffic, in
     /// pipelined batches: `keys` (a list), the keys matching `pattern` (a
     /// Redis glob, through SCAN, on every primary of a cluster), or the keys in the
@@ -846,6 +901,7 @@ impl Cache {
                 d.set_item("l1_promotions", ts.l1_promotions)?;
                 d.set_item("l1_invalidated", ts.l1_invalidated)?;
                 d.set_item("l1_lapped", ts.l1_lapped)?;
+                d.set_item("l1_objects", ts.l1_objects)?;
             }
             d.set_item("promotions", ts.promotions)?;
             d.set_item("write_back_pending", ts.write_back_pending)?;

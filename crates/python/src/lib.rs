@@ -44,6 +44,7 @@ fn _flush_all(py: Python<'_>, timeout: f64) -> usize {
 #[pymodule]
 fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cache::Cache>()?;
+    m.add_class::<cache::ObjectTicketPy>()?;
     m.add_class::<arrays::PinnedValue>()?;
     m.add_function(wrap_pyfunction!(segments, m)?)?;
     m.add_function(wrap_pyfunction!(drop_segment, m)?)?;

@@ -58,3 +58,76 @@ def test_another_process_s_write_drops_the_copy(name):
 def test_bad_l1_arguments_are_refused(name, bad):
     with pytest.raises((ValueError, TypeError)):
         strata.Cache(name, memory="8MiB", **bad)
+
+
+def test_cached_results_stay_unpickled_in_l1_until_another_process_changes_them(name):
+    c = strata.Cache(name, memory="8MiB", huge_pages=False, l1="64MiB")
+    calls = []
+    try:
+        @strata.cached(c, key=lambda user: f"u{user}", namespace="profiles")
+        def profile(user):
+            calls.append(user)
+            return {"user": user, "tags": ["a", "b"]}
+
+        first = profile(1)
+        assert profile(1) is first, "the same object, not a new unpickling"
+        assert calls == [1] and c.stats()["l1_objects"] == 1
+        # The pickled value is in L0 for every other process.
+        assert c.get("cached:profiles:u1").startswith(b"\x00strata-pickle\x00")
+        # Another process invalidates it: this process drops its object.
+        pid = os.fork()
+        if pid == 0:
+            try:
+                strata.Cache(name).delete("cached:profiles:u1")
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        again = profile(1)
+        assert again == first and again is not first and calls == [1, 1]
+        # A function returning None has its None kept too.
+        nothing = []
+
+        @strata.cached(c)
+        def absent():
+            nothing.append(1)
+            return None
+
+        assert absent() is None and absent() is None and nothing == [1]
+    finally:
+        c.close()
+
+
+def test_cached_objects_expire_with_the_value(name):
+    import time
+
+    c = strata.Cache(name, memory="8MiB", huge_pages=False, l1="64MiB")
+    calls = []
+    try:
+        @strata.cached(c, ttl=0.3)
+        def f(x):
+            calls.append(x)
+            return [x]
+
+        assert f(1) is f(1) and len(calls) == 1
+        time.sleep(0.4)
+        assert f(1) == [1] and len(calls) == 2
+    finally:
+        c.close()
+
+
+def test_cached_through_a_namespace_keeps_objects_per_version(name):
+    c = strata.Cache(name, memory="64MiB", huge_pages=False, l1="64MiB")
+    calls = []
+    try:
+        ns = c.namespace("model")
+
+        @strata.cached(ns)
+        def f(x):
+            calls.append(x)
+            return {"x": x}
+
+        assert f(2) is f(2) and len(calls) == 1
+        ns.bump()
+        assert f(2) == {"x": 2} and len(calls) == 2
+    finally:
+        c.close()

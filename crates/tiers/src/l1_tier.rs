@@ -6,17 +6,56 @@ use crate::error::{Error, Result};
 use crate::l1::{L1Config, L1Stats, ENTRY_OVERHEAD, L1};
 use crate::stats::TierStatsSnapshot;
 use crate::{Fetched, Put, Tier};
+use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 use strata_shm::TypeTag;
 
 const TIER: &str = "l1";
 
-/// A value in L1: its bytes and type tag.
-#[derive(Clone, Debug)]
+/// A value in L1: its bytes and type tag, or a decoded object that the
+/// process keeps in place of the bytes (say, a Python object behind
+/// `@strata.cached`, kept unpickled). Readers of bytes take an object
+/// entry for a miss; readers of objects take a byte entry for one.
+#[derive(Clone)]
 pub struct L1Value {
     pub bytes: Arc<[u8]>,
     pub tag: Option<TypeTag>,
+    pub object: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl L1Value {
+    /// A byte value.
+    pub fn from_bytes(bytes: Arc<[u8]>, tag: Option<TypeTag>) -> Self {
+        L1Value {
+            bytes,
+            tag,
+            object: None,
+        }
+    }
+
+    /// A decoded object, with no bytes.
+    pub fn from_object(object: Arc<dyn Any + Send + Sync>) -> Self {
+        L1Value {
+            bytes: Arc::from(&[][..]),
+            tag: None,
+            object: Some(object),
+        }
+    }
+
+    pub fn is_object(&self) -> bool {
+        self.object.is_some()
+    }
+}
+
+impl std::fmt::Debug for L1Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("L1Value")
+            .field("bytes", &self.bytes.len())
+            .field("tag", &self.tag)
+            .field("object", &self.object.is_some())
+            .finish()
+    }
 }
 
 pub struct L1Tier {
@@ -78,21 +117,21 @@ impl Tier for L1Tier {
         Ok(keys
             .iter()
             .map(|k| {
-                self.cache.get_with_ttl(k).map(|(v, ttl)| Fetched {
-                    value: v.bytes.to_vec(),
-                    tag: v.tag,
-                    ttl,
-                })
+                self.cache
+                    .get_with_ttl(k)
+                    .filter(|(v, _)| !v.is_object())
+                    .map(|(v, ttl)| Fetched {
+                        value: v.bytes.to_vec(),
+                        tag: v.tag,
+                        ttl,
+                    })
             })
             .collect())
     }
 
     fn put_many(&self, items: &[Put<'_>]) -> Result<()> {
         for p in items {
-            let v = L1Value {
-                bytes: Arc::from(p.value),
-                tag: p.tag.cloned(),
-            };
+            let v = L1Value::from_bytes(Arc::from(p.value), p.tag.cloned());
             self.insert(p.key, v, p.ttl);
         }
         Ok(())

@@ -114,10 +114,7 @@ fn the_tier_trait_round_trips_values_tags_and_ttls() {
     assert_eq!((s.hits, s.misses), (2, 1));
     t.insert(
         b"shared",
-        L1Value {
-            bytes: Arc::from(&b"zero-copy"[..]),
-            tag: None,
-        },
+        L1Value::from_bytes(Arc::from(&b"zero-copy"[..]), None),
         None,
     );
     let (v, _) = t.get_shared(b"shared").expect("present");

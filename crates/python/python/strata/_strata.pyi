@@ -26,6 +26,7 @@ __all__ = [
     "SchemaMismatchError",
     "FeaturePlan",
     "_FeatureTable",
+    "_ObjectTicket",
     "__version__",
     "_flush_all",
 ]
@@ -129,6 +130,10 @@ class PinnedValue:
     """Keeps one value pinned in shared memory; the `base` of its arrays."""
 
     def __len__(self) -> int: ...
+
+@final
+class _ObjectTicket:
+    """A key's place in L0's change log, taken before a read (see `cached`)."""
 
 @final
 class Cache:
@@ -278,6 +283,11 @@ class Cache:
         """The feature table `name` that some process created in this cache."""
     def _namespace_version(self, name: str) -> int: ...
     def _namespace_bump(self, name: str) -> int: ...
+    def _object_get(self, key: _Key, default: Any) -> Any: ...
+    def _object_ticket(self, key: _Key) -> Optional[_ObjectTicket]: ...
+    def _object_keep(
+        self, key: _Key, ticket: _ObjectTicket, obj: Any, size: int, ttl: Optional[float] = None, wrote: bool = False
+    ) -> bool: ...
     def delete(self, key: _Key) -> bool:
         """Remove the key here and, unless write="none", in Redis."""
     def invalidate(self, key: _Key) -> bool:
