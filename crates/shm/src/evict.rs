@@ -48,8 +48,12 @@ impl Inner {
         &self,
         ts: &ThreadSlot,
         shard_no: u64,
+        hash: u64,
         freq: u32,
     ) -> Result<Option<bool>> {
+        if self.policy == Policy::WTinyLfu {
+            self.check_ghost(shard_no, hash);
+        }
         let small = self.new_is_small(freq);
         if self.entries(shard_no) < self.layout.shard_cap() {
             return Ok(Some(small));
@@ -144,8 +148,7 @@ impl Inner {
         let cap = self.layout.shard_cap();
         match self.policy {
             Policy::WTinyLfu => {
-                cap * self.region.load(hdr::WINDOW_SHARE, Relaxed)
-                    / (1024 * crate::climb::UNIT as u64)
+                cap * self.region.load(hdr::WINDOW_SHARE, Relaxed) / (1024 * crate::window::UNIT)
             }
             _ => cap * S3_SMALL_SHARE / 1024,
         }
@@ -294,7 +297,8 @@ impl Inner {
     /// and the sketch keeps whichever is counted more often (the resident
     /// on a tie); with an empty window the newcomer itself is the one leaving,
     /// and is refused if it loses. If the window has room, main's victim
-    /// simply goes.
+    /// simply goes. Whoever a duel lets go is noted as a ghost, which moves
+    /// the window's share if the key comes back soon (`window.rs`).
     fn wtinylfu_room(&self, ts: &ThreadSlot, shard_no: u64, freq: u32) -> Result<Option<bool>> {
         let r = &*self.region;
         if self.small_count(shard_no) < self.small_target() {
@@ -329,13 +333,16 @@ impl Inner {
             Leaving::Resident(slot) => {
                 if self.sketch.estimate(r, hash_at(slot)) > victim_freq {
                     self.promote(shard_no, slot);
+                    self.note_ghost(shard_no, hash_at(victim), false);
                     self.evict_slot(ts, shard_no, victim)?;
                 } else {
+                    self.note_ghost(shard_no, hash_at(slot), true);
                     self.evict_slot(ts, shard_no, slot)?;
                 }
                 Ok(Some(true))
             }
             Leaving::Newcomer if freq > victim_freq => {
+                self.note_ghost(shard_no, hash_at(victim), false);
                 self.evict_slot(ts, shard_no, victim)?;
                 Ok(Some(false))
             }

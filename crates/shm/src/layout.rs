@@ -4,7 +4,7 @@
 //! `docs/design/l0-segment.md` specifies the same thing in prose.
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"STRATAL0");
-pub const LAYOUT_VERSION: u64 = 6;
+pub const LAYOUT_VERSION: u64 = 7;
 
 pub const KIB: u64 = 1024;
 pub const MIB: u64 = 1024 * KIB;
@@ -119,13 +119,13 @@ pub mod hdr {
     pub const POLICY: u64 = 400;
     /// W-TinyLFU's window share, in 1/1024ths of the entries.
     pub const WINDOW_SHARE: u64 = 408;
-    /// The hill climber: hits and misses at the start of its sample, the
-    /// step it took last (signed, in 1/1024ths), and the hit ratio of the
-    /// last sample (parts per million).
-    pub const CLIMB_HITS: u64 = 416;
-    pub const CLIMB_MISSES: u64 = 424;
-    pub const CLIMB_STEP: u64 = 432;
-    pub const CLIMB_RATIO: u64 = 440;
+    /// Ghosts noted lately (`window.rs`): window entries and main
+    /// entries that duels let go.
+    pub const GHOST_NOTES_WINDOW: u64 = 416;
+    pub const GHOST_NOTES_MAIN: u64 = 424;
+    /// The offset of the ghost tables, and the slots of each.
+    pub const OFF_GHOSTS: u64 = 432;
+    pub const GHOST_SLOTS: u64 = 440;
     pub const OFF_QUEUES: u64 = 448;
     pub const QUEUE_SLOTS: u64 = 456;
 }
@@ -260,6 +260,9 @@ pub struct Layout {
     /// Each shard's queue ring (the eviction policy's FIFO order).
     pub queues: u64,
     pub queue_slots: u64,
+    /// Each shard's ghost table (`window.rs`).
+    pub ghosts: u64,
+    pub ghost_slots: u64,
     pub arena: u64,
 }
 
@@ -322,7 +325,9 @@ impl Layout {
         // records of entries deleted since they were queued.
         let shard_cap = max_entries.div_ceil(shard_count);
         let queue_slots = (shard_cap + shard_cap / 4).next_power_of_two();
-        let arena = round_up(queues + shard_count * queue_slots * QUEUE_RECORD, SLAB_SIZE);
+        let ghosts = queues + shard_count * queue_slots * QUEUE_RECORD;
+        let ghost_slots = shard_cap.next_power_of_two();
+        let arena = round_up(ghosts + shard_count * ghost_slots * 8, SLAB_SIZE);
         if arena >= region_size {
             return Err(format!(
                 "{} MiB leaves no room for data after the index; ask for more memory or fewer entries",
@@ -351,6 +356,8 @@ impl Layout {
             trace_slots,
             queues,
             queue_slots,
+            ghosts,
+            ghost_slots,
             arena,
         })
     }
@@ -362,7 +369,7 @@ impl Layout {
             "v{LAYOUT_VERSION} hdr={HEADER_SIZE} slab={SLAB_SIZE} slots={READER_SLOTS}x{SLOT_SIZE} \
              pins={PINS_PER_ENTRY}xentries/{PIN_ENTRIES}:{MIN_PIN_PAGES}..{MAX_PIN_PAGES}x{PIN_PAGE_SIZE}/{PIN_PAGE_HEADER} shard={SHARD_HEADER_SIZE}/{LIMBO_OFFSET}/{LIMBO_ENTRY} \
              bucket={TAG_LINE}+{SLOTS_PER_BUCKET}x{ENTRY_SIZE}:{:?} sketch={SKETCH_BLOCK} slabmeta={SLAB_META_SIZE} \
-             bitmap={BITMAP_SIZE} changes={CHANGE_HEAD}+entries/shards:{MIN_CHANGE_SLOTS}..{MAX_CHANGE_SLOTS}x8 trace={TRACE_HEAD}+entries/8:{MIN_TRACE_SLOTS}..{MAX_TRACE_SLOTS}x{TRACE_RECORD} queues=1.25xcap:{QUEUE_RECORD} block={BLOCK_HEADER} classes={:?} aligned={}x{:?} epoch={} locks={SLOT_LOCK_BASE}/{PIN_LOCK_BASE}",
+             bitmap={BITMAP_SIZE} changes={CHANGE_HEAD}+entries/shards:{MIN_CHANGE_SLOTS}..{MAX_CHANGE_SLOTS}x8 trace={TRACE_HEAD}+entries/8:{MIN_TRACE_SLOTS}..{MAX_TRACE_SLOTS}x{TRACE_RECORD} queues=1.25xcap:{QUEUE_RECORD} ghosts=cap:8 block={BLOCK_HEADER} classes={:?} aligned={}x{:?} epoch={} locks={SLOT_LOCK_BASE}/{PIN_LOCK_BASE}",
             [entry::LENS, entry::EXPIRY, entry::USAGE, entry::HASH, entry::INLINE],
             crate::classes::all(),
             crate::classes::HEAD,
@@ -381,6 +388,11 @@ impl Layout {
     /// How many entries one shard may hold: `max_entries` is a bound.
     pub fn shard_cap(&self) -> u64 {
         self.max_entries.div_ceil(self.shard_count)
+    }
+    /// The slot of `hash` in the shard's ghost table: bits the shard and
+    /// the buckets do not use.
+    pub fn ghost_off(&self, shard: u64, hash: u64) -> u64 {
+        self.ghosts + (shard * self.ghost_slots + ((hash >> 20) & (self.ghost_slots - 1))) * 8
     }
     /// Record `i` (a monotonic index) of the shard's queue ring.
     pub fn queue_off(&self, shard: u64, i: u64) -> u64 {

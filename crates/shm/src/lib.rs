@@ -26,7 +26,6 @@ mod block;
 mod changes;
 mod check;
 pub mod classes;
-mod climb;
 mod clock;
 pub mod entry;
 pub mod epoch;
@@ -61,6 +60,7 @@ pub mod slots;
 mod stats;
 mod tag;
 mod trace;
+mod window;
 mod write;
 
 pub use block::MAX_KEY;

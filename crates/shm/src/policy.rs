@@ -34,8 +34,9 @@ pub enum Policy {
     S3Fifo,
     /// W-TinyLFU: new keys enter a window; a key leaving the full window
     /// displaces main's victim only if the sketch counts it more often,
-    /// else it is evicted. The window's share adapts to the traffic by
-    /// hill climbing on the hit ratio.
+    /// else it is evicted. The window's share adapts to the traffic: keys
+    /// that come back soon after a duel let them go move it towards the
+    /// side they left (as ARC adapts its target).
     #[default]
     WTinyLfu,
     /// Never evicts: a put that needs room is refused. With TTLs, this is

@@ -120,7 +120,7 @@ fn check_ownership(path: &Path, file: &File) -> Result<()> {
 
 /// The header fields that restate the layout: written at creation, and
 /// required to match the recomputed layout on attach.
-fn layout_fields(lay: &Layout) -> [(u64, u64); 18] {
+fn layout_fields(lay: &Layout) -> [(u64, u64); 20] {
     [
         (hdr::SHARD_COUNT, lay.shard_count),
         (hdr::BUCKETS, lay.buckets_per_shard),
@@ -140,6 +140,8 @@ fn layout_fields(lay: &Layout) -> [(u64, u64); 18] {
         (hdr::OFF_TRACE, lay.trace),
         (hdr::OFF_QUEUES, lay.queues),
         (hdr::QUEUE_SLOTS, lay.queue_slots),
+        (hdr::OFF_GHOSTS, lay.ghosts),
+        (hdr::GHOST_SLOTS, lay.ghost_slots),
     ]
 }
 
@@ -266,7 +268,7 @@ impl Segment {
             (hdr::MAX_ENTRIES, max_entries),
             (hdr::CREATED_MS, sys::coarse_now_ms()),
             (hdr::POLICY, opts.policy.unwrap_or_default().code()),
-            (hdr::WINDOW_SHARE, crate::climb::INITIAL_WINDOW_SHARE),
+            (hdr::WINDOW_SHARE, crate::window::INITIAL_WINDOW_SHARE),
             (hdr::MAGIC, MAGIC),
         ];
         // The file is fresh from tmpfs and reads as zeros, which is the
@@ -570,11 +572,11 @@ impl Segment {
         self.inner.policy
     }
 
-    /// W-TinyLFU's window, as the share of entries the hill climber has
-    /// settled on for now (0 to 0.8).
+    /// W-TinyLFU's window, as the share of entries its ghosts have moved
+    /// it to for now (0 to about 0.98).
     pub fn window_share(&self) -> f64 {
         self.inner.region.load(hdr::WINDOW_SHARE, Ordering::Relaxed) as f64
-            / (1024.0 * crate::climb::UNIT as f64)
+            / (1024.0 * crate::window::UNIT as f64)
     }
 
     /// The segment's instance id: random, drawn at creation. It tells one

@@ -53,9 +53,12 @@ impl Sketch {
     /// increment two writers lose to each other, and a saturated (hot)
     /// key is never written at all, so its line stays shared.
     ///
-    /// Returns whether a counter rose: only those accesses count toward
-    /// the halving period, so traffic dominated by keys already at 15
-    /// keeps its history longer (as an in-process sketch does).
+    /// Returns whether this access counts toward the halving period: a
+    /// counter rose, for a key the sketch had seen already. Traffic
+    /// dominated by keys already at 15 keeps its history longer, as an
+    /// in-process sketch does; and so does traffic full of keys seen
+    /// once (scans), which would otherwise age away what the hot keys
+    /// earned, one halving per few passes.
     #[inline]
     pub fn bump<W: Words>(&self, w: &W, hash: u64) -> bool {
         let cs = self.counters(hash);
@@ -77,7 +80,7 @@ impl Sketch {
                 }
             }
         }
-        true
+        min > 0
     }
 
     /// Adds `n` accesses toward the halving period; the caller whose batch
@@ -132,8 +135,17 @@ mod tests {
         }
         assert_eq!(s.estimate(&w, 42), 15);
         assert!(s.estimate(&w, 7) <= 15);
-        for i in 0..1000u64 {
-            s.increment(&w, i.wrapping_mul(0x1234_5678_9abc_def1));
+        // Keys seen once do not age the sketch (but for the few that
+        // share all their counters with keys seen before).
+        for i in 0..500u64 {
+            s.increment(&w, (i + 1).wrapping_mul(0x1234_5678_9abc_def1));
+        }
+        assert_eq!(s.estimate(&w, 42), 15, "one-off keys halved the sketch");
+        // Keys seen again do.
+        for _ in 0..2 {
+            for i in 0..1000u64 {
+                s.increment(&w, (i + 1).wrapping_mul(0x1234_5678_9abc_def1));
+            }
         }
         assert!(s.estimate(&w, 42) < 15, "halving happened");
     }

@@ -84,10 +84,6 @@ pub(crate) enum Removal {
     Expired,
 }
 
-/// A shard's writers see whether the window's climber is due once in
-/// this many inserts.
-const CLIMB_EVERY: u64 = 64;
-
 impl Removal {
     /// An entry removed to make room: expired if it was, else evicted.
     pub(crate) fn for_victim(expired: bool) -> Self {
@@ -508,7 +504,7 @@ impl Segment {
         // A new key takes a place of the shard's `max_entries` share: if
         // they are all taken, the policy evicts one or refuses the key.
         let small = match target {
-            Target::Free(_) => match inner.make_room(&ts, shard, freq)? {
+            Target::Free(_) => match inner.make_room(&ts, shard, h.0, freq)? {
                 Some(small) => small,
                 None => return rejected(inner),
             },
@@ -553,9 +549,6 @@ impl Segment {
         if replaced.is_none() && inner.queues(small) {
             inner.enqueue(shard, slot, meta);
             inner.trim_window(shard);
-        }
-        if replaced.is_none() && entry::stamp_of(meta) % CLIMB_EVERY == 0 {
-            inner.climb();
         }
         failpoint::hit("after_publish");
         let outcome = match replaced {
