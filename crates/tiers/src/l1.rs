@@ -64,8 +64,66 @@ const MIN_SHARD_WEIGHT: u64 = 4096;
 /// policy's node and the allocations' headers, roughly.
 pub const ENTRY_OVERHEAD: usize = 96;
 
+/// A key as a slot keeps it: short keys (most of them) in the slot
+/// itself, so that comparing one reads the map's own memory instead of
+/// chasing a pointer to the heap.
+enum KeyBuf {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+/// Keys up to this long are kept inline.
+const INLINE_KEY: usize = 31;
+
+impl KeyBuf {
+    fn new(key: &[u8]) -> Self {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key);
+            KeyBuf::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            KeyBuf::Heap(key.into())
+        }
+    }
+
+    fn is(&self, key: &[u8]) -> bool {
+        match self {
+            KeyBuf::Inline { len, bytes } => {
+                usize::from(*len) == key.len() && same_short(&bytes[..key.len()], key)
+            }
+            KeyBuf::Heap(b) => &**b == key,
+        }
+    }
+}
+
+/// Equal slices of equal length up to 32 bytes, compared as two
+/// overlapping words (or four) rather than through a `memcmp` call, which
+/// costs more than the comparison at these lengths.
+#[inline]
+fn same_short(a: &[u8], b: &[u8]) -> bool {
+    fn word(s: &[u8], at: usize) -> u64 {
+        s.get(at..at + 8)
+            .and_then(|w| w.try_into().ok())
+            .map_or(0, u64::from_ne_bytes)
+    }
+    let n = a.len();
+    match n {
+        0..=7 => a == b,
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => {
+            word(a, 0) == word(b, 0)
+                && word(a, 8) == word(b, 8)
+                && word(a, n - 16) == word(b, n - 16)
+                && word(a, n - 8) == word(b, n - 8)
+        }
+    }
+}
+
 struct Slot<V> {
-    key: Box<[u8]>,
+    key: KeyBuf,
     value: V,
     weight: u32,
     /// Milliseconds since the cache's start when it expires; 0: never.
@@ -185,7 +243,7 @@ impl<V: Clone> L1<V> {
         let mut guard = self.shard(h);
         let s = &mut *guard;
         let found = match s.map.get(&h) {
-            Some(slot) if &*slot.key == key => {
+            Some(slot) if slot.key.is(key) => {
                 if slot.expires != 0 {
                     let now = self.now_ms();
                     if slot.expires <= now {
@@ -253,7 +311,7 @@ impl<V: Clone> L1<V> {
         }
         let weight = u32::try_from(weight).unwrap_or(u32::MAX);
         if let Some(slot) = s.map.get_mut(&h) {
-            if &*slot.key == key && slot.weight == weight {
+            if slot.key.is(key) && slot.weight == weight {
                 // Same key, same weight: replace in place and count it as
                 // an access, keeping what the policy learned of the key.
                 slot.value = value;
@@ -279,7 +337,7 @@ impl<V: Clone> L1<V> {
             s.map.insert(
                 h,
                 Slot {
-                    key: key.into(),
+                    key: KeyBuf::new(key),
                     value,
                     weight,
                     expires,
@@ -313,7 +371,7 @@ impl<V: Clone> L1<V> {
     pub fn remove_key_hashed(&self, h: u64, key: &[u8]) -> bool {
         let mut s = self.shard(h);
         match s.map.get(&h) {
-            Some(slot) if &*slot.key == key => {
+            Some(slot) if slot.key.is(key) => {
                 s.map.remove(&h);
                 s.policy.remove(h);
                 true
@@ -328,7 +386,7 @@ impl<V: Clone> L1<V> {
         let now = self.now_ms();
         let mut s = self.shard(h);
         match s.map.get_mut(&h) {
-            Some(slot) if &*slot.key == key && (slot.expires == 0 || slot.expires > now) => {
+            Some(slot) if slot.key.is(key) && (slot.expires == 0 || slot.expires > now) => {
                 slot.expires = ttl.map_or(0, |t| now.saturating_add(t.as_millis().max(1) as u64));
                 true
             }
@@ -377,5 +435,25 @@ impl<V: Clone> L1<V> {
             out.weight += s.policy.weight();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_compare_equal_only_when_equal_at_every_length() {
+        for n in 0..=40usize {
+            let a: Vec<u8> = (0..n as u8).map(|i| i.wrapping_mul(37)).collect();
+            let kept = KeyBuf::new(&a);
+            assert!(kept.is(&a), "length {n}");
+            assert!(!kept.is(&a[..n.saturating_sub(1)]) || n == 0);
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] ^= 1;
+                assert!(!kept.is(&b), "length {n}, byte {at}");
+            }
+        }
     }
 }
