@@ -11,7 +11,7 @@
 //! rebuilds the ring.
 
 use crate::entry::{self, SMALL};
-use crate::layout::shard;
+use crate::layout::{shard, BUCKET_SIZE, TAG_LINE};
 use crate::mem::Words;
 use crate::policy::Policy;
 use crate::segment::Inner;
@@ -33,9 +33,15 @@ impl Inner {
     }
 
     /// Whether the record (slot, stamp) still names its entry in the queue.
-    fn record_is_live(&self, slot: u64, stamp: u64) -> bool {
+    fn record_is_live(&self, shard_no: u64, slot: u64, stamp: u64) -> bool {
         let r = &*self.region;
-        if slot < self.layout.index || slot >= self.layout.sketch || r.load(slot, Relaxed) == 0 {
+        // Records become visible only once complete, so a bad one means
+        // corrupted memory; it is skipped rather than trusted.
+        let start = self.layout.bucket_off(shard_no, 0);
+        let end = self.layout.bucket_off(shard_no + 1, 0);
+        let in_shard =
+            slot >= start && slot < end && slot % 8 == 0 && (slot - start) % BUCKET_SIZE < TAG_LINE;
+        if !in_shard || r.load(slot, Relaxed) == 0 {
             return false;
         }
         let m = entry::meta(r, self.layout.entry_of(slot));
@@ -71,7 +77,7 @@ impl Inner {
             let off = self.layout.queue_off(shard_no, head);
             head += 1;
             let (slot, stamp) = (r.load(off, Relaxed), r.load(off + 8, Relaxed));
-            if self.record_is_live(slot, stamp) {
+            if self.record_is_live(shard_no, slot, stamp) {
                 found = Some(slot);
                 break;
             }
@@ -89,7 +95,7 @@ impl Inner {
         for i in head..tail {
             let off = self.layout.queue_off(shard_no, i);
             let (slot, stamp) = (r.load(off, Relaxed), r.load(off + 8, Relaxed));
-            if self.record_is_live(slot, stamp) {
+            if self.record_is_live(shard_no, slot, stamp) {
                 let to = self.layout.queue_off(shard_no, out);
                 r.store(to, slot, Relaxed);
                 r.store(to + 8, stamp, Relaxed);

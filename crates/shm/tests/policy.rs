@@ -229,3 +229,43 @@ fn the_window_grows_on_recency_and_shrinks_on_frequency() {
     assert!(shrunk < grown - 0.2, "{grown} -> {shrunk}");
     assert!((0.0..1.0).contains(&shrunk));
 }
+
+/// Queue records that name slots they should not (another shard's, the
+/// header, the middle of an entry) are skipped, not trusted: eviction
+/// carries on and the books stay clean.
+#[test]
+fn bad_queue_records_are_skipped() {
+    use std::os::unix::fs::FileExt;
+    let dir = ShmDir::new("policy-bad-queue");
+    let seg = segment(&dir, Policy::Fifo);
+    for i in 0..CAP * 2 {
+        put(&seg, i);
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(seg.path())
+        .unwrap();
+    let word = |off: u64| {
+        let mut b = [0u8; 8];
+        file.read_exact_at(&mut b, off).unwrap();
+        u64::from_le_bytes(b)
+    };
+    // Header words 448 and 456: the rings' offset and records per ring;
+    // 136 and 72: the index's offset and buckets per shard.
+    let (queues, per_ring) = (word(448), word(456));
+    let (index, buckets) = (word(136), word(72));
+    let shard1_slot = index + buckets * 576;
+    let bad = [8, index + 64 + 8, shard1_slot, shard1_slot + 8, index + 3];
+    for i in 0..per_ring {
+        let off = queues + i * 16;
+        file.write_all_at(&bad[(i % 5) as usize].to_le_bytes(), off)
+            .unwrap();
+    }
+    for i in CAP * 2..CAP * 4 {
+        put(&seg, i);
+    }
+    assert!(seg.stats().unwrap().entries <= CAP);
+    let report = seg.check().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}
