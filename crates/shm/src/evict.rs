@@ -156,13 +156,19 @@ impl Inner {
 
     /// The entry linked in `slot` as a removable [`Found`], if any.
     fn found_at(&self, slot: u64) -> Option<Found> {
-        let r = &*self.region;
-        let word = r.load(slot, Acquire);
+        let word = self.region.load(slot, Acquire);
+        self.block_of(word).map(|hdr| Found { slot, word, hdr })
+    }
+
+    /// The header of the block a slot word names, if the word names a
+    /// readable block in the arena (an empty word names none; a word that
+    /// names anything else only comes of corruption).
+    pub(crate) fn block_of(&self, word: u64) -> Option<Header> {
         let off = slot_block(word);
-        if word == 0 || off < self.layout.arena || off >= self.layout.region_size {
+        if off < self.layout.arena || off >= self.layout.region_size {
             return None;
         }
-        Header::read(r, off).map(|hdr| Found { slot, word, hdr })
+        Header::read(&self.region, off)
     }
 
     fn evict_slot(&self, ts: &ThreadSlot, shard_no: u64, slot: u64) -> Result<()> {
@@ -199,33 +205,40 @@ impl Inner {
         if main_only && self.entries(shard_no) <= self.small_count(shard_no) {
             return None;
         }
-        let hand_off = self.layout.shard_off(shard_no) + shard::HAND;
-        let n = self.layout.buckets_per_shard * SLOTS_PER_BUCKET;
-        let mut hand = r.load(hand_off, Relaxed) % n;
         let now = self.opts.clock.now_ms();
         // Counts saturate at MAX_USAGE: that many sweeps and one more find
         // a zero if any entry qualifies.
-        for _ in 0..(MAX_USAGE + 1) * n {
-            let slot = self.slot_at(shard_no, hand);
-            hand = (hand + 1) % n;
-            if r.load(slot, Relaxed) == 0 {
-                continue;
-            }
+        let mut hand = self.hand(shard_no, MAX_USAGE + 1);
+        let pick = hand.find(|&slot| {
             let e = self.layout.entry_of(slot);
             let m = entry::meta(r, e);
             if main_only && m & SMALL != 0 {
-                continue;
+                return false;
             }
             let expiry = r.load(e + crate::layout::entry::EXPIRY, Relaxed);
             let u = entry::usage_of(m);
             if u == 0 || (expiry != 0 && expiry <= now) {
-                r.store(hand_off, hand, Relaxed);
-                return Some(slot);
+                return true;
             }
             entry::set_usage(r, e, u - 1);
+            false
+        });
+        hand.park();
+        pick
+    }
+
+    /// The shard's CLOCK hand, to walk `sweeps` times over its slots.
+    fn hand(&self, shard_no: u64, sweeps: u64) -> Hand<'_> {
+        let off = self.layout.shard_off(shard_no) + shard::HAND;
+        let n = self.layout.buckets_per_shard * SLOTS_PER_BUCKET;
+        Hand {
+            inner: self,
+            shard_no,
+            off,
+            n,
+            pos: self.region.load(off, Relaxed) % n,
+            steps: sweeps * n,
         }
-        r.store(hand_off, hand, Relaxed);
-        None
     }
 
     /// The `i`th index slot of the shard.
@@ -236,32 +249,16 @@ impl Inner {
     /// The least frequent of the next `LFU_SAMPLE` entries under the hand.
     fn least_frequent_sample(&self, shard_no: u64) -> Option<u64> {
         let r = &*self.region;
-        let hand_off = self.layout.shard_off(shard_no) + shard::HAND;
-        let n = self.layout.buckets_per_shard * SLOTS_PER_BUCKET;
-        let mut hand = r.load(hand_off, Relaxed) % n;
-        let mut best: Option<(u32, u64)> = None;
-        let mut seen = 0;
-        for _ in 0..n {
-            let slot = self.slot_at(shard_no, hand);
-            hand = (hand + 1) % n;
-            if r.load(slot, Relaxed) == 0 {
-                continue;
-            }
+        let mut hand = self.hand(shard_no, 1);
+        let best = hand.by_ref().take(LFU_SAMPLE).min_by_key(|&slot| {
             let hash = r.load(
                 self.layout.entry_of(slot) + crate::layout::entry::HASH,
                 Relaxed,
             );
-            let f = self.sketch.estimate(r, hash);
-            if best.is_none_or(|(bf, _)| f < bf) {
-                best = Some((f, slot));
-            }
-            seen += 1;
-            if seen == LFU_SAMPLE {
-                break;
-            }
-        }
-        r.store(hand_off, hand, Relaxed);
-        best.map(|(_, slot)| slot)
+            self.sketch.estimate(r, hash)
+        });
+        hand.park();
+        best
     }
 
     /// Moves a small-queue entry to main.
@@ -390,5 +387,39 @@ impl Inner {
                 None => break,
             }
         }
+    }
+}
+
+/// A walk of a shard's CLOCK hand over its linked index slots, at most a
+/// given number of steps (empty slots count); [`Hand::park`] leaves the
+/// hand where the walk stopped.
+struct Hand<'a> {
+    inner: &'a Inner,
+    shard_no: u64,
+    off: u64,
+    n: u64,
+    pos: u64,
+    steps: u64,
+}
+
+impl Hand<'_> {
+    fn park(self) {
+        self.inner.region.store(self.off, self.pos, Relaxed);
+    }
+}
+
+impl Iterator for Hand<'_> {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        while self.steps > 0 {
+            self.steps -= 1;
+            let slot = self.inner.slot_at(self.shard_no, self.pos);
+            self.pos = (self.pos + 1) % self.n;
+            if self.inner.region.load(slot, Relaxed) != 0 {
+                return Some(slot);
+            }
+        }
+        None
     }
 }

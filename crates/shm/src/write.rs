@@ -8,7 +8,7 @@ use crate::classes;
 use crate::entry::{self, Fields};
 use crate::error::{Error, Result};
 use crate::failpoint;
-use crate::hash::{next_version, slot_block, slot_word, KeyHash};
+use crate::hash::{next_version, slot_word, KeyHash};
 use crate::layout::{self, shard, SLOTS_PER_BUCKET};
 use crate::local::{self, ThreadSlot};
 use crate::lock::Acquired;
@@ -286,11 +286,7 @@ impl Inner {
             let line = l.bucket_off(shard, b);
             for slot in (0..SLOTS_PER_BUCKET).map(|i| line + i * 8) {
                 let word = r.load(slot, Acquire);
-                let off = slot_block(word);
-                let hdr = (off >= l.arena && off < l.region_size)
-                    .then(|| Header::read(r, off))
-                    .flatten();
-                let Some(hdr) = hdr else {
+                let Some(hdr) = self.block_of(word) else {
                     // A word naming no valid block (only after corruption).
                     return Some((Target::Free(slot), small));
                 };

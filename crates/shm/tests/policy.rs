@@ -35,6 +35,16 @@ fn access(seg: &Segment, i: u64) -> bool {
     hit
 }
 
+/// A seeded xorshift stream.
+fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 fn present(seg: &Segment, keys: std::ops::Range<u64>) -> usize {
     keys.filter(|&i| seg.contains(&key(i)).unwrap()).count()
 }
@@ -44,11 +54,9 @@ fn every_policy_holds_at_most_max_entries_and_keeps_its_books() {
     for policy in Policy::ALL {
         let dir = ShmDir::new("policy-books");
         let seg = segment(&dir, policy);
-        let mut x = 88172645463325252u64;
+        let mut next = xorshift(88172645463325252);
         for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = next();
             let i = x % 4000;
             match x % 10 {
                 0 => {
@@ -217,12 +225,9 @@ fn the_window_grows_on_recency_and_shrinks_on_frequency() {
     assert!(grown > start + 0.2, "{start} -> {grown}");
     // Now skewed traffic over 50,000 keys (key x³/2500² for x uniform
     // below 50,000): the most frequent keys belong in main.
-    let mut x = 88172645463325252u64;
+    let mut next = xorshift(88172645463325252);
     for _ in 0..300_000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let u = x % 50_000;
+        let u = next() % 50_000;
         access(&seg, 10_000_000 + u * u / 2500 * u / 1_000_000);
     }
     let shrunk = seg.window_share();
