@@ -58,7 +58,8 @@ pub enum PolicyKind {
     /// LFU with dynamic ageing.
     Lfu,
     S3Fifo,
-    /// W-TinyLFU with a window sized by hill climbing.
+    /// W-TinyLFU with a window sized by mini-simulation: shadow caches of
+    /// sampled keys at several window shares, the best one wins.
     WTinyLfu,
     /// Admits until full, then rejects: for data only TTLs remove.
     NoEviction,

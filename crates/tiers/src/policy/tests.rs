@@ -174,7 +174,7 @@ fn wtinylfu_keeps_frequent_keys_through_a_scan() {
     assert_eq!((0..50).filter(|&k| lru.contains(k)).count(), 0);
 }
 
-/// The hill climber: on a recency-only trace (each key requested twice,
+/// The adaptive window: on a recency-only trace (each key requested twice,
 /// a little apart) the window grows, so W-TinyLFU approaches LRU where a
 /// 1% window would reject nearly every newcomer.
 #[test]
