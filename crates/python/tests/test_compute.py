@@ -188,3 +188,23 @@ def test_cache_keys_are_stable_across_processes():
     assert call_key((1.0,), {}) != call_key((1,), {})
     assert call_key(({"a": 1, "b": 2},), {}) == call_key(({"b": 2, "a": 1},), {})
     assert call_key((0.1,), {}) != call_key((0.1 + 1e-17 * 10,), {})
+
+
+def test_cached_works_with_any_object_that_has_get_or_compute():
+    class Dict:
+        def __init__(self):
+            self.d = {}
+
+        def get_or_compute(self, key, fn, ttl=None):
+            if key not in self.d:
+                self.d[key] = fn()
+            return self.d[key]
+
+    calls = []
+
+    @strata.cached(Dict())
+    def f(x):
+        calls.append(x)
+        return {"x": x}
+
+    assert f(1) == {"x": 1} and f(1) == {"x": 1} and calls == [1]

@@ -151,12 +151,16 @@ def cached(
             if isinstance(cache, Namespace):
                 # One version for the whole call.
                 full, target = cache.key(full), cache._cache
-            kept = target._object_get(full, _MISSING)
-            if kept is not _MISSING:
-                return kept
+            # Any object with `get_or_compute` serves; only a strata Cache
+            # keeps objects in L1.
+            objects = hasattr(target, "_object_ticket")
+            if objects:
+                kept = target._object_get(full, _MISSING)
+                if kept is not _MISSING:
+                    return kept
             # Taken before the read: an object decoded from a value that
             # some process replaced meanwhile is not kept.
-            ticket = target._object_ticket(full)
+            ticket = target._object_ticket(full) if objects else None
 
             computed = []
 
