@@ -10,6 +10,7 @@ mod list;
 mod queue;
 mod s3fifo;
 mod sketch;
+mod window;
 mod wtinylfu;
 
 pub(crate) use list::KeyHasher;
@@ -58,8 +59,8 @@ pub enum PolicyKind {
     /// LFU with dynamic ageing.
     Lfu,
     S3Fifo,
-    /// W-TinyLFU with a window sized by mini-simulation: shadow caches of
-    /// sampled keys at several window shares, the best one wins.
+    /// W-TinyLFU with a window moved by ghosts: a key let go lately that
+    /// comes back moves the window towards the side it left.
     WTinyLfu,
     /// Admits until full, then rejects: for data only TTLs remove.
     NoEviction,

@@ -209,6 +209,39 @@ fn wtinylfu_window_grows_on_recency_traffic() {
     );
 }
 
+/// A loop over one key more than the cache holds: every key that leaves
+/// comes back soon, from either side, and main's oldest key is always the
+/// next one asked for. The window must stay small: its growth has to be
+/// paid for by main's losses (noted as ghosts), and one return must not
+/// move it by more than a few entries, or the window ratchets up towards
+/// LRU, which misses every request of a loop.
+#[test]
+fn wtinylfu_window_stays_small_on_a_loop() {
+    let cap = 5_000u64;
+    // Sized by a small guess, as L1 sizes its shards' policies for
+    // weighted entries: the sketch is rebuilt as the cache fills.
+    let mut p = wtinylfu::WTinyLfu::new(cap, 16);
+    let mut ev = Vec::new();
+    let mut hits = 0u64;
+    let passes = 30;
+    for pass in 0..passes {
+        for k in 0..=cap {
+            ev.clear();
+            let hit = p.access(k, 1, &mut ev);
+            if pass >= passes / 2 {
+                hits += u64::from(hit);
+            }
+        }
+    }
+    let ratio = hits as f64 / ((passes / 2) as f64 * (cap + 1) as f64);
+    assert!(
+        ratio > 0.75,
+        "hit ratio {ratio}, window {}",
+        p.window_share()
+    );
+    assert!(p.window_share() < 0.1, "window {}", p.window_share());
+}
+
 #[test]
 fn skewed_traffic_ranks_policies_as_expected() {
     let trace = zipfish(3, 200_000, 100_000);
