@@ -37,6 +37,12 @@ const MAX_SHARE: u64 = 1000;
 /// A return counts if it comes within this share of a shard's capacity
 /// of inserts (in 1/1024ths) after the key left.
 const HORIZON: u64 = 512;
+/// The most one return moves the share, in entries: a side noted a
+/// handful of times against thousands on the other would otherwise move
+/// it by thousands of entries on one return, and while the share rests
+/// at its floor the many small steps back are lost to the floor, so it
+/// ratchets.
+const MAX_STEP: u64 = 8;
 /// The note counts halve when one passes this many times `max_entries`,
 /// so the weights follow the traffic.
 const NOTES_PERIOD: u64 = 4;
@@ -88,12 +94,8 @@ impl Inner {
         let mains = r.load(hdr::GHOST_NOTES_MAIN, Relaxed) + 1;
         let entry = (1024 * UNIT).div_ceil(self.layout.max_entries);
         let from_window = word & 1 == 1;
-        let (weight, of) = if from_window {
-            (windows + mains, 2 * windows)
-        } else {
-            (windows + mains, 2 * mains)
-        };
-        let step = (entry * weight / of).max(1);
+        let side = if from_window { windows } else { mains };
+        let step = (entry * (windows + mains) / (2 * side)).clamp(1, MAX_STEP * entry);
         // At least one entry of each shard: an empty window lets no one
         // go, and could then never grow again.
         let least = (1024 * UNIT).div_ceil(self.layout.shard_cap());

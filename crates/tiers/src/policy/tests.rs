@@ -211,10 +211,10 @@ fn wtinylfu_window_grows_on_recency_traffic() {
 
 /// A loop over one key more than the cache holds: every key that leaves
 /// comes back soon, from either side, and main's oldest key is always the
-/// next one asked for. The window must stay small: its growth has to be
-/// paid for by main's losses (noted as ghosts), and one return must not
-/// move it by more than a few entries, or the window ratchets up towards
-/// LRU, which misses every request of a loop.
+/// next one asked for. The window must stay small: one return must not
+/// move it by more than a few entries, nor must growing it push main's
+/// oldest into the window for a duel to drop, or the window ratchets up
+/// towards LRU, which misses every request of a loop.
 #[test]
 fn wtinylfu_window_stays_small_on_a_loop() {
     let cap = 5_000u64;

@@ -160,10 +160,7 @@ impl WTinyLfu {
         // Over capacity with the window within its share: main is over
         // its own, as after the window grew. Main's victims go without a
         // duel, but as ghosts: had main kept its share, they would have
-        // stayed, and their returns are what pulls the window back. (A
-        // loop shows it: main's oldest key is the next one asked for, and
-        // a window grown without that cost seen would grow to the LRU end,
-        // where a loop always misses.)
+        // stayed, and their returns pull the window back.
         while self.total() > self.cap {
             match self.main_victim() {
                 NIL => match self.window.tail {
