@@ -115,8 +115,7 @@ impl LocalTier {
         self.sync(shard);
         self.tier
             .inner()
-            .get_hashed(h, key)
-            .filter(|(v, _)| v.is_object() == objects)
+            .get_hashed_if(h, key, |v| v.is_object() == objects)
     }
 
     /// Keeps a value this process just offered L0 in a put that L0

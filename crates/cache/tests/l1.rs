@@ -263,3 +263,21 @@ fn decoded_objects_expire_with_their_value() {
     assert!(plain.object_ticket(&key(1)).is_none());
     assert!(plain.get_object::<Decoded>(&key(1)).is_none());
 }
+
+/// An L1 entry of the other kind (bytes for an object reader) is a miss,
+/// and counted as one: it is not a hit the policy learns of.
+#[test]
+fn an_entry_of_the_other_kind_counts_as_a_miss() {
+    let dir = ShmDir::new("l1-kinds");
+    let c = cache(dir.path.to_str().unwrap(), true);
+    fill(&c, 6000);
+    // Key 0 left L0 early and was demoted into L1 as bytes.
+    let before = c.stats().unwrap().l1.unwrap();
+    assert!(c.get_object::<Decoded>(&key(0)).is_none());
+    let after = c.stats().unwrap().l1.unwrap();
+    assert_eq!(after.hits, before.hits, "an object read took bytes for a hit");
+    assert_eq!(after.misses, before.misses + 1);
+    // The bytes are still there for a byte reader: a hit.
+    assert_eq!(read(&c, 0), Some(value(0, 1)));
+    assert_eq!(c.stats().unwrap().l1.unwrap().hits, after.hits + 1);
+}

@@ -240,10 +240,21 @@ impl<V: Clone> L1<V> {
     /// [`L1::get_with_ttl`] with the key's hash given: a cache in front
     /// of L0 keys its L1 by L0's hash, which L0's change log names.
     pub fn get_hashed(&self, h: u64, key: &[u8]) -> Option<(V, Option<Duration>)> {
+        self.get_hashed_if(h, key, |_| true)
+    }
+
+    /// [`L1::get_hashed`], taking only a value `accept` approves: another
+    /// is a miss, counted as one, and not an access the policy learns of.
+    pub fn get_hashed_if(
+        &self,
+        h: u64,
+        key: &[u8],
+        accept: impl FnOnce(&V) -> bool,
+    ) -> Option<(V, Option<Duration>)> {
         let mut guard = self.shard(h);
         let s = &mut *guard;
         let found = match s.map.get(&h) {
-            Some(slot) if slot.key.is(key) => {
+            Some(slot) if slot.key.is(key) && accept(&slot.value) => {
                 if slot.expires != 0 {
                     let now = self.now_ms();
                     if slot.expires <= now {
