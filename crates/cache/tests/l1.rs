@@ -275,7 +275,10 @@ fn an_entry_of_the_other_kind_counts_as_a_miss() {
     let before = c.stats().unwrap().l1.unwrap();
     assert!(c.get_object::<Decoded>(&key(0)).is_none());
     let after = c.stats().unwrap().l1.unwrap();
-    assert_eq!(after.hits, before.hits, "an object read took bytes for a hit");
+    assert_eq!(
+        after.hits, before.hits,
+        "an object read took bytes for a hit"
+    );
     assert_eq!(after.misses, before.misses + 1);
     // The bytes are still there for a byte reader: a hit.
     assert_eq!(read(&c, 0), Some(value(0, 1)));

@@ -2,7 +2,7 @@
 //! throughput on resident keys with 1 and 2 threads, and hit ratios of a
 //! cache-aside loop (get, insert on a miss) on synthetic traces.
 //!
-//!     cargo bench -p strata-tiers --bench l1 [-- --quick]
+//!     cargo bench -p strata-tiers --bench l1 [-- --quick] [--throughput]
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -186,5 +186,8 @@ fn hit_ratios(quick: bool) {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     throughput(quick);
-    hit_ratios(quick);
+    // Repeated runs of the throughput half alone, to see past the noise.
+    if !std::env::args().any(|a| a == "--throughput") {
+        hit_ratios(quick);
+    }
 }

@@ -126,6 +126,8 @@ struct Slot<V> {
     key: KeyBuf,
     value: V,
     weight: u32,
+    /// The policy's handle on the entry, so a hit is not looked up twice.
+    handle: u32,
     /// Milliseconds since the cache's start when it expires; 0: never.
     expires: u64,
 }
@@ -261,12 +263,12 @@ impl<V: Clone> L1<V> {
                         Err(())
                     } else {
                         Ok((
-                            slot.value.clone(),
+                            (slot.value.clone(), slot.handle),
                             Some(Duration::from_millis(slot.expires - now)),
                         ))
                     }
                 } else {
-                    Ok((slot.value.clone(), None))
+                    Ok(((slot.value.clone(), slot.handle), None))
                 }
             }
             _ => {
@@ -275,10 +277,10 @@ impl<V: Clone> L1<V> {
             }
         };
         match found {
-            Ok(v) => {
-                s.policy.touch(h);
+            Ok(((v, handle), ttl)) => {
+                s.policy.touch_handle(handle, h);
                 s.counts.hits += 1;
-                Some(v)
+                Some((v, ttl))
             }
             Err(()) => {
                 s.map.remove(&h);
@@ -327,7 +329,7 @@ impl<V: Clone> L1<V> {
                 // an access, keeping what the policy learned of the key.
                 slot.value = value;
                 slot.expires = expires;
-                s.policy.touch(h);
+                s.policy.touch_handle(slot.handle, h);
                 s.counts.inserts += 1;
                 return true;
             }
@@ -351,6 +353,7 @@ impl<V: Clone> L1<V> {
                     key: KeyBuf::new(key),
                     value,
                     weight,
+                    handle: s.policy.handle(h).unwrap_or(u32::MAX),
                     expires,
                 },
             );

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 pub(crate) const NIL: u32 = u32::MAX;
+/// The `queue` of a freed node: no policy's queue has this number.
+const FREED: u8 = u8::MAX;
 
 /// Keys reaching a policy are often small integers (trace ids), whose
 /// high bits are all zero; a multiply spreads them over the hash table's
@@ -63,6 +65,15 @@ impl Arena {
         self.index.get(&key).copied()
     }
 
+    /// Whether node `i` is in use, for `key`: a handle the caller kept
+    /// may have been freed, or reused for another key.
+    #[inline]
+    pub fn live(&self, i: u32, key: u64) -> bool {
+        self.nodes
+            .get(i as usize)
+            .is_some_and(|n| n.key == key && n.queue != FREED)
+    }
+
     pub fn len(&self) -> usize {
         self.index.len()
     }
@@ -95,6 +106,7 @@ impl Arena {
     pub fn release(&mut self, i: u32) -> Node {
         let n = self.nodes[i as usize];
         self.index.remove(&n.key);
+        self.nodes[i as usize].queue = FREED;
         self.free.push(i);
         n
     }

@@ -33,6 +33,17 @@ pub trait Policy: Send {
     /// Records a hit on `key`; false (and nothing recorded) if it is not
     /// resident.
     fn touch(&mut self, key: u64) -> bool;
+    /// A handle on `key`'s entry, if the policy has one: a caller that
+    /// keeps it beside its own copy of the key can then touch the entry
+    /// without the policy looking the key up again.
+    fn handle(&self, _key: u64) -> Option<u32> {
+        None
+    }
+    /// [`Policy::touch`] through a handle taken for `key`; a handle gone
+    /// stale (the entry left) falls back to the lookup.
+    fn touch_handle(&mut self, _handle: u32, key: u64) -> bool {
+        self.touch(key)
+    }
     /// Offers a key that is not resident. Returns whether it was admitted;
     /// the keys evicted to make room are appended to `evicted` (a
     /// newcomer that lost admission is among them).

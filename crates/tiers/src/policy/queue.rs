@@ -21,6 +21,12 @@ impl Queue {
             cap,
         }
     }
+
+    fn touch_node(&mut self, i: u32) {
+        if self.kind == PolicyKind::Lru {
+            self.q.move_to_head(&mut self.a, i);
+        }
+    }
 }
 
 impl Policy for Queue {
@@ -43,12 +49,23 @@ impl Policy for Queue {
     fn touch(&mut self, key: u64) -> bool {
         match self.a.get(key) {
             Some(i) => {
-                if self.kind == PolicyKind::Lru {
-                    self.q.move_to_head(&mut self.a, i);
-                }
+                self.touch_node(i);
                 true
             }
             None => false,
+        }
+    }
+
+    fn handle(&self, key: u64) -> Option<u32> {
+        self.a.get(key)
+    }
+
+    fn touch_handle(&mut self, handle: u32, key: u64) -> bool {
+        if self.a.live(handle, key) {
+            self.touch_node(handle);
+            true
+        } else {
+            self.touch(key)
         }
     }
 

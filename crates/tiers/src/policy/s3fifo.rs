@@ -66,6 +66,11 @@ impl S3Fifo {
             return true;
         }
     }
+
+    fn touch_node(&mut self, i: u32) {
+        let n = self.a.node_mut(i);
+        n.freq = (n.freq + 1).min(3);
+    }
 }
 
 impl Policy for S3Fifo {
@@ -88,11 +93,23 @@ impl Policy for S3Fifo {
     fn touch(&mut self, key: u64) -> bool {
         match self.a.get(key) {
             Some(i) => {
-                let n = self.a.node_mut(i);
-                n.freq = (n.freq + 1).min(3);
+                self.touch_node(i);
                 true
             }
             None => false,
+        }
+    }
+
+    fn handle(&self, key: u64) -> Option<u32> {
+        self.a.get(key)
+    }
+
+    fn touch_handle(&mut self, handle: u32, key: u64) -> bool {
+        if self.a.live(handle, key) {
+            self.touch_node(handle);
+            true
+        } else {
+            self.touch(key)
         }
     }
 

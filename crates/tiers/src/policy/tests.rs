@@ -62,7 +62,8 @@ proptest! {
 
     /// Every policy keeps its weight within capacity, and what it says is
     /// resident is exactly what was admitted and not since evicted or
-    /// removed.
+    /// removed. Hits come through handles too, some gone stale (their
+    /// entry left, the node perhaps reused): those act as a lookup would.
     #[test]
     fn every_policy_keeps_its_books(
         ops in proptest::collection::vec((0u8..10, 0u64..60, 1u32..9), 1..600),
@@ -71,6 +72,7 @@ proptest! {
         for kind in PolicyKind::ALL {
             let mut p = kind.build(cap, 8);
             let mut resident: HashMap<u64, u32> = HashMap::new();
+            let mut handles: HashMap<u64, u32> = HashMap::new();
             let mut ev = Vec::new();
             for &(op, key, w) in &ops {
                 ev.clear();
@@ -79,11 +81,18 @@ proptest! {
                         prop_assert_eq!(p.remove(key), resident.remove(&key).is_some());
                     }
                     _ => {
-                        if !p.touch(key) {
+                        let hit = match handles.get(&key) {
+                            Some(&h) if op < 5 => p.touch_handle(h, key),
+                            _ => p.touch(key),
+                        };
+                        if !hit {
                             prop_assert!(!resident.contains_key(&key));
                             let admitted = p.insert(key, w, &mut ev);
                             if admitted {
                                 resident.insert(key, w);
+                                if let Some(h) = p.handle(key) {
+                                    handles.insert(key, h);
+                                }
                             }
                             for k in &ev {
                                 if *k != key {

@@ -205,6 +205,21 @@ impl WTinyLfu {
         }
     }
 
+    /// A hit on node `i`, which holds `key`.
+    fn touch_node(&mut self, i: u32, key: u64) {
+        self.sketch.increment(key);
+        match self.a.node(i).queue {
+            WINDOW => self.window.move_to_head(&mut self.a, i),
+            PROBATION => {
+                self.probation.unlink(&mut self.a, i);
+                self.a.node_mut(i).queue = PROTECTED;
+                self.protected.push_head(&mut self.a, i);
+                self.demote_protected();
+            }
+            _ => self.protected.move_to_head(&mut self.a, i),
+        }
+    }
+
     fn resize_window(&mut self, target: u64) {
         self.window_cap = target;
         // A smaller window hands its oldest keys to probation. A larger
@@ -242,21 +257,26 @@ impl Policy for WTinyLfu {
     }
 
     fn touch(&mut self, key: u64) -> bool {
-        let Some(i) = self.a.get(key) else {
-            return false;
-        };
-        self.sketch.increment(key);
-        match self.a.node(i).queue {
-            WINDOW => self.window.move_to_head(&mut self.a, i),
-            PROBATION => {
-                self.probation.unlink(&mut self.a, i);
-                self.a.node_mut(i).queue = PROTECTED;
-                self.protected.push_head(&mut self.a, i);
-                self.demote_protected();
+        match self.a.get(key) {
+            Some(i) => {
+                self.touch_node(i, key);
+                true
             }
-            _ => self.protected.move_to_head(&mut self.a, i),
+            None => false,
         }
-        true
+    }
+
+    fn handle(&self, key: u64) -> Option<u32> {
+        self.a.get(key)
+    }
+
+    fn touch_handle(&mut self, handle: u32, key: u64) -> bool {
+        if self.a.live(handle, key) {
+            self.touch_node(handle, key);
+            true
+        } else {
+            self.touch(key)
+        }
     }
 
     fn insert(&mut self, key: u64, weight: u32, evicted: &mut Vec<u64>) -> bool {
