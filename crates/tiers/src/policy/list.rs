@@ -44,6 +44,37 @@ pub(crate) struct Node {
     next: u32,
 }
 
+/// `touch`, `handle` and `touch_handle` of a [`Policy`](super::Policy)
+/// whose nodes live in an [`Arena`] named `a`, in terms of its
+/// `touch_node(i, key)`: the lookups every such policy shares.
+macro_rules! arena_touch {
+    () => {
+        fn touch(&mut self, key: u64) -> bool {
+            match self.a.get(key) {
+                Some(i) => {
+                    self.touch_node(i, key);
+                    true
+                }
+                None => false,
+            }
+        }
+
+        fn handle(&self, key: u64) -> Option<u32> {
+            self.a.get(key)
+        }
+
+        fn touch_handle(&mut self, handle: u32, key: u64) -> bool {
+            if self.a.live(handle, key) {
+                self.touch_node(handle, key);
+                true
+            } else {
+                self.touch(key)
+            }
+        }
+    };
+}
+pub(crate) use arena_touch;
+
 /// Nodes by index, with the key → index map.
 #[derive(Default)]
 pub(crate) struct Arena {

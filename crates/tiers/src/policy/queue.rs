@@ -2,7 +2,7 @@
 //! (FIFO). Also `none`: FIFO order, but a full cache rejects newcomers
 //! instead of evicting, for data that only TTLs should remove.
 
-use super::list::{Arena, List};
+use super::list::{arena_touch, Arena, List};
 use super::{Policy, PolicyKind};
 
 pub(crate) struct Queue {
@@ -22,7 +22,7 @@ impl Queue {
         }
     }
 
-    fn touch_node(&mut self, i: u32) {
+    fn touch_node(&mut self, i: u32, _key: u64) {
         if self.kind == PolicyKind::Lru {
             self.q.move_to_head(&mut self.a, i);
         }
@@ -46,28 +46,7 @@ impl Policy for Queue {
         self.a.get(key).is_some()
     }
 
-    fn touch(&mut self, key: u64) -> bool {
-        match self.a.get(key) {
-            Some(i) => {
-                self.touch_node(i);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn handle(&self, key: u64) -> Option<u32> {
-        self.a.get(key)
-    }
-
-    fn touch_handle(&mut self, handle: u32, key: u64) -> bool {
-        if self.a.live(handle, key) {
-            self.touch_node(handle);
-            true
-        } else {
-            self.touch(key)
-        }
-    }
+    arena_touch!();
 
     fn insert(&mut self, key: u64, weight: u32, evicted: &mut Vec<u64>) -> bool {
         let w = u64::from(weight);

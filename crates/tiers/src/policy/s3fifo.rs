@@ -6,7 +6,7 @@
 //! directly. One-hit wonders thus leave quickly without disturbing main.
 
 use super::ghost::Ghost;
-use super::list::{Arena, List};
+use super::list::{arena_touch, Arena, List};
 use super::{Policy, PolicyKind};
 
 const SMALL: u8 = 0;
@@ -67,7 +67,7 @@ impl S3Fifo {
         }
     }
 
-    fn touch_node(&mut self, i: u32) {
+    fn touch_node(&mut self, i: u32, _key: u64) {
         let n = self.a.node_mut(i);
         n.freq = (n.freq + 1).min(3);
     }
@@ -90,28 +90,7 @@ impl Policy for S3Fifo {
         self.a.get(key).is_some()
     }
 
-    fn touch(&mut self, key: u64) -> bool {
-        match self.a.get(key) {
-            Some(i) => {
-                self.touch_node(i);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn handle(&self, key: u64) -> Option<u32> {
-        self.a.get(key)
-    }
-
-    fn touch_handle(&mut self, handle: u32, key: u64) -> bool {
-        if self.a.live(handle, key) {
-            self.touch_node(handle);
-            true
-        } else {
-            self.touch(key)
-        }
-    }
+    arena_touch!();
 
     fn insert(&mut self, key: u64, weight: u32, evicted: &mut Vec<u64>) -> bool {
         let w = u64::from(weight);

@@ -23,8 +23,8 @@
 //!   of entries on one return, and while the share rests at its floor,
 //!   the many small steps back are lost to the floor, so it ratchets.
 
-/// A slot holds the key's top 32 bits, the insert count when it was
-/// noted (30 bits), whether it left the window, and a set bit.
+/// A slot holds the top 32 bits of the mixed key, the insert count when
+/// it was noted (30 bits), whether it left the window, and a set bit.
 const STAMP_MASK: u64 = 0x3FFF_FFFF;
 const TAG_MASK: u64 = !0xFFFF_FFFF;
 /// The note counts halve when they pass this many times the resident

@@ -10,10 +10,10 @@
 //! share one entry's weight towards the side it left. (A mini-simulation
 //! of sampled keys through shadow caches at fixed shares came first: it
 //! left the suite's shifting hot set at 1% 6.7 points below ARC, where
-//! ghosts leave it 4.6 below. Hill climbing on the sampled hit ratio
+//! ghosts leave it 4.8 below. Hill climbing on the sampled hit ratio
 //! wandered on traces whose hit ratio swings by phase.)
 
-use super::list::{Arena, List, NIL};
+use super::list::{arena_touch, Arena, List, NIL};
 use super::sketch::Sketch;
 use super::window::GhostWindow;
 use super::{Policy, PolicyKind};
@@ -80,8 +80,9 @@ impl WTinyLfu {
         ((self.cap - self.window_cap) as f64 * PROTECTED_SHARE) as u64
     }
 
-    fn grow_sketch(&mut self) {
-        // A weighted cache learns how many entries it holds as it fills.
+    /// The sketch and the ghost table are sized by the entries held: a
+    /// weighted cache learns how many it holds as it fills.
+    fn grow_tables(&mut self) {
         if self.a.len() > self.sketch.width() && self.sketch.width() < (1 << 26) {
             self.sketch = Sketch::new(self.a.len() * 2);
         }
@@ -256,28 +257,7 @@ impl Policy for WTinyLfu {
         self.a.get(key).is_some()
     }
 
-    fn touch(&mut self, key: u64) -> bool {
-        match self.a.get(key) {
-            Some(i) => {
-                self.touch_node(i, key);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn handle(&self, key: u64) -> Option<u32> {
-        self.a.get(key)
-    }
-
-    fn touch_handle(&mut self, handle: u32, key: u64) -> bool {
-        if self.a.live(handle, key) {
-            self.touch_node(handle, key);
-            true
-        } else {
-            self.touch(key)
-        }
-    }
+    arena_touch!();
 
     fn insert(&mut self, key: u64, weight: u32, evicted: &mut Vec<u64>) -> bool {
         self.sketch.increment(key);
@@ -288,7 +268,7 @@ impl Policy for WTinyLfu {
         self.check_ghost(key, weight);
         let i = self.a.alloc(key, weight, WINDOW);
         self.window.push_head(&mut self.a, i);
-        self.grow_sketch();
+        self.grow_tables();
         let before = evicted.len();
         self.evict(evicted);
         // The newcomer itself may have lost admission.
