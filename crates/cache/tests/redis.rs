@@ -321,6 +321,31 @@ fn without_redis_a_namespace_lives_in_l0_and_bumps_at_once_for_every_process() {
     assert!(a.namespace("m").get(b"k").unwrap().is_none());
 }
 
+/// Without Redis the version is an L0 entry, read on every call under the
+/// namespace: the eviction policy must see those reads, or the version
+/// looks cold, goes first when L0 is full, and comes back as a new one,
+/// taking every entry of the namespace with it.
+#[test]
+fn a_namespace_in_use_keeps_its_version_in_a_full_l0() {
+    let dir = ShmDir::new("ns-full");
+    let c = Cache::builder("ns-full")
+        .segment_options(dir.opts().max_entries(2048))
+        .build()
+        .unwrap();
+    let ns = c.namespace("m");
+    ns.put(b"hot", b"v", &PutOptions::default()).unwrap();
+    let version = ns.version().unwrap();
+    for i in 0..20_000u32 {
+        c.put(format!("other{i}").as_bytes(), b"x", &PutOptions::default())
+            .unwrap();
+        if i % 4 == 0 {
+            assert!(ns.get(b"hot").unwrap().is_some(), "lost at {i}");
+        }
+    }
+    assert!(c.stats().unwrap().l0.evictions > 10_000);
+    assert_eq!(ns.version().unwrap(), version);
+}
+
 /// Two machines on one Redis, sharing an invalidation channel.
 fn machines(redis: &RedisServer, d1: &ShmDir, d2: &ShmDir) -> (Cache, Cache) {
     let make = |dir: &ShmDir, name: &str| {

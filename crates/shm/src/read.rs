@@ -86,13 +86,7 @@ impl Inner {
     #[inline(always)]
     fn count_access(&self, ts: &ThreadSlot, h: KeyHash, hit: bool, touch: Option<u64>) {
         let r = &*self.region;
-        if self.sketch.bump(r, h.0) {
-            let b = ts.bumps.get().wrapping_add(1);
-            ts.bumps.set(b);
-            if b % SKETCH_OPS_BATCH == 0 {
-                self.sketch.count_ops(r, SKETCH_OPS_BATCH as u64);
-            }
-        }
+        self.count_use(ts, h);
         if !hit {
             ts.last_miss.set(h.0);
         }
@@ -101,6 +95,19 @@ impl Inner {
         r.store(counter, r.load(counter, Relaxed) + 1, Relaxed);
         if let Some(entry) = touch {
             entry::touch(r, entry);
+        }
+    }
+
+    /// The sketch's half of an access's bookkeeping.
+    #[inline(always)]
+    fn count_use(&self, ts: &ThreadSlot, h: KeyHash) {
+        let r = &*self.region;
+        if self.sketch.bump(r, h.0) {
+            let b = ts.bumps.get().wrapping_add(1);
+            ts.bumps.set(b);
+            if b % SKETCH_OPS_BATCH == 0 {
+                self.sketch.count_ops(r, SKETCH_OPS_BATCH as u64);
+            }
         }
     }
 
@@ -619,6 +626,30 @@ impl Segment {
     /// read.
     pub fn peek(&self, key: &[u8]) -> Result<Option<Guard<'_>>> {
         self.read(key, false)
+    }
+
+    /// Looks a key up like [`Segment::peek`], counting no hit or miss, but
+    /// the eviction policy sees the access as it sees a [`Segment::get`]'s.
+    /// For bookkeeping entries read on every call (a namespace's version):
+    /// read by `peek`, such an entry looks cold to the policy and is among
+    /// the first to go, while counted by `get` it would inflate the hits.
+    pub fn get_uncounted(&self, key: &[u8]) -> Result<Option<Guard<'_>>> {
+        let inner = &*self.inner;
+        let ts = local::thread_slot(inner)?;
+        let h = KeyHash::new(inner.seed, key);
+        let first = inner.first_bucket_off(h);
+        inner.enter(&ts);
+        match inner.probe(h, first, key) {
+            Some(hit) => {
+                inner.count_use(&ts, h);
+                entry::touch(&*inner.region, inner.layout.entry_of(hit.slot));
+                Ok(Some(Guard { seg: self, ts, hit }))
+            }
+            None => {
+                inner.exit(&ts);
+                Ok(None)
+            }
+        }
     }
 
     #[inline(always)]
