@@ -34,10 +34,9 @@ pub(crate) struct WTinyLfu {
     probation: List,
     protected: List,
     cap: u64,
-    window_cap: u64,
     sketch: Sketch,
     /// The window's target weight, moved in fractions of an entry; its
-    /// whole part is `window_cap`.
+    /// whole part is the window's capacity (`window_cap`).
     window_target: f64,
     /// The ghosts that move the window, if it adapts.
     ghosts: Option<GhostWindow>,
@@ -59,7 +58,6 @@ impl WTinyLfu {
             probation: List::default(),
             protected: List::default(),
             cap,
-            window_cap: ((cap as f64 * share).round() as u64).min(cap),
             sketch: Sketch::new(entries),
             window_target: (cap as f64 * share).round(),
             ghosts: None,
@@ -69,7 +67,7 @@ impl WTinyLfu {
     /// The window's current share of the capacity, for tests and stats.
     #[cfg(test)]
     pub fn window_share(&self) -> f64 {
-        self.window_cap as f64 / self.cap.max(1) as f64
+        self.window_cap() as f64 / self.cap.max(1) as f64
     }
 
     fn total(&self) -> u64 {
@@ -77,7 +75,7 @@ impl WTinyLfu {
     }
 
     fn protected_cap(&self) -> u64 {
-        ((self.cap - self.window_cap) as f64 * PROTECTED_SHARE) as u64
+        ((self.cap - self.window_cap()) as f64 * PROTECTED_SHARE) as u64
     }
 
     /// The sketch and the ghost table are sized by the entries held: a
@@ -129,7 +127,7 @@ impl WTinyLfu {
     /// Moves the window's overflow into main, each candidate against
     /// main's victim while the cache is over capacity.
     fn evict(&mut self, evicted: &mut Vec<u64>) {
-        while self.window.weight > self.window_cap {
+        while self.window.weight > self.window_cap() {
             let Some(c) = self.window.pop_tail(&mut self.a) else {
                 break;
             };
@@ -195,14 +193,14 @@ impl WTinyLfu {
         // and could then never grow again.
         let least = (self.total() as f64 / entries.max(1) as f64).max(1.0);
         let most = self.cap as f64 * MAX_WINDOW;
+        let before = self.window_cap();
         self.window_target = if ret.from_window {
             (self.window_target + step).min(most)
         } else {
             (self.window_target - step).max(least)
         };
-        let target = (self.window_target as u64).min(self.cap);
-        if target != self.window_cap {
-            self.resize_window(target);
+        if self.window_cap() != before {
+            self.resize_window();
         }
     }
 
@@ -221,15 +219,19 @@ impl WTinyLfu {
         }
     }
 
-    fn resize_window(&mut self, target: u64) {
-        self.window_cap = target;
+    /// The window's capacity in weight.
+    fn window_cap(&self) -> u64 {
+        (self.window_target as u64).min(self.cap)
+    }
+
+    fn resize_window(&mut self) {
         // A smaller window hands its oldest keys to probation. A larger
         // one takes nothing from main: main's victims go without a duel
         // as newcomers fill the window (`evict`). Moved into the window,
         // main's oldest would be the next duel's losers, noted as window
         // ghosts: on a loop, where main's oldest key is the next one
         // asked for, their quick returns would grow the window further.
-        while self.window.weight > self.window_cap {
+        while self.window.weight > self.window_cap() {
             let Some(t) = self.window.pop_tail(&mut self.a) else {
                 break;
             };
